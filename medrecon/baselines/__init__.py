@@ -1,0 +1,1 @@
+"""medrecon.baselines."""

@@ -1,0 +1,28 @@
+"""Errors that reach the user as one clear line (the CLI prints them and exits non-zero)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["MedreconError", "InputError", "ConfigError", "ChecksumError"]
+
+
+class MedreconError(Exception):
+    """Base class: a problem with the user's input, configuration or environment (not a bug)."""
+
+
+class InputError(MedreconError):
+    """A data or checkpoint file is missing, unreadable or wrong; names the file and the field."""
+
+    def __init__(self, path: str | Path, message: str, field: str | None = None):
+        self.path = str(path)
+        self.field = field
+        where = f"{self.path}" + (f" [{field}]" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(MedreconError):
+    """A job or training configuration is invalid (unknown key, wrong type, bad value)."""
+
+
+class ChecksumError(InputError):
+    """A file's sha256 differs from the one recorded in its manifest."""
