@@ -1,0 +1,52 @@
+"""Atomic file output: write to a temporary sibling, then rename, so a killed process never leaves a file that
+looks complete."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+
+__all__ = ["atomic_path", "write_json_atomic", "ensure_writable_dir"]
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success it is renamed over ``target``, on error removed.
+
+    ``suffix`` defaults to the target's suffix so writers that infer formats from extensions keep working.
+    """
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix if suffix is not None else "".join(target.suffixes),
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(target: str | Path, payload: object) -> None:
+    """Write ``payload`` as indented JSON to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def ensure_writable_dir(directory: str | Path) -> Path:
+    """Create ``directory`` if needed and check it is writable; raise ``InputError`` naming it otherwise."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(directory, f"cannot create output directory ({err.strerror})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(directory, "output directory is not writable")
+    return directory
