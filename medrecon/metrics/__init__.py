@@ -1,1 +1,4 @@
-"""medrecon.metrics."""
+"""Image-quality metrics (fastMRI definitions)."""
+from .image import nmse, psnr, ssim
+
+__all__ = ["nmse", "psnr", "ssim"]

@@ -1,1 +1,18 @@
-"""medrecon.samplers."""
+"""Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
+predictor-corrector, RED-Diff, prior-only ODE samplers and the ``run`` driver."""
+from .consistency import KrylovCG, Projection
+from .ddim import DDIM, ddim_projection, dds
+from .dps import DPS
+from .driver import RunResult, StepInfo, TimedDenoiser, run
+from .ode import DPMSolverPP2M, Heun
+from .pc import PredictorCorrector
+from .problem import InverseProblem
+from .reddiff import REDDiff
+from .schedules import karras, log_uniform, vp_linear
+from .state import Sampler, State
+
+__all__ = [
+    "DDIM", "DPMSolverPP2M", "DPS", "Heun", "InverseProblem", "KrylovCG", "PredictorCorrector", "Projection",
+    "REDDiff", "RunResult", "Sampler", "State", "StepInfo", "TimedDenoiser", "dds", "ddim_projection", "karras",
+    "log_uniform", "run", "vp_linear",
+]

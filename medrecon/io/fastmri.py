@@ -1,0 +1,271 @@
+"""fastMRI HDF5 files: read slice by slice (the volume is never loaded whole) and write in the same schema.
+
+Schema (``fastmri/data/README.md``): dataset ``kspace`` ``(slices, coils, H, W)`` complex (multi-coil) or
+``(slices, H, W)`` (single-coil); optional ``reconstruction_rss`` / ``reconstruction_esc`` ``(slices, h, w)`` float
+centre-cropped magnitudes; optional ``mask`` ``(W,)`` in test/challenge files; dataset ``ismrmrd_header`` (XML bytes)
+whose ``encoding/reconSpace/matrixSize`` ``(x, y)`` gives the crop ``(h, w) = (x, y)``; attributes ``acquisition``,
+and ``max`` / ``norm`` of the reconstruction when one is stored. Single-coil k-space is returned with one coil
+axis, ``(1, H, W)``, so every slice plugs into :func:`operators.mri.multicoil_mri`.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .atomic import atomic_path
+
+__all__ = ["FastMRIInfo", "FastMRISlice", "read_info", "read_slice", "write_fastmri", "ismrmrd_header",
+           "center_crop", "RECONSTRUCTION_KEYS"]
+
+RECONSTRUCTION_KEYS = ("reconstruction_rss", "reconstruction_esc")
+_NS = "{http://www.ismrm.org/ISMRMRD}"
+
+
+@dataclass(frozen=True)
+class FastMRIInfo:
+    """What a file holds, read from its metadata only.
+
+    Attributes:
+        path: the file.
+        multicoil: ``kspace`` is ``(slices, coils, H, W)`` (else ``(slices, H, W)``).
+        num_slices, coils: counts (``coils == 1`` for single-coil files).
+        kspace_shape: ``(H, W)`` of one coil's k-space.
+        recon_size: ``(h, w)`` centre-crop size from the header's ``reconSpace``.
+        encoded_size: ``(x, y, z)`` of ``encodedSpace``.
+        reconstructions: names of the stored reconstruction datasets.
+        has_mask: a ``mask`` dataset is stored (test/challenge files).
+        attrs: the file's attributes (``acquisition``, ``max``, ``norm``, ...), as Python values.
+    """
+
+    path: Path
+    multicoil: bool
+    num_slices: int
+    coils: int
+    kspace_shape: tuple[int, int]
+    recon_size: tuple[int, int]
+    encoded_size: tuple[int, int, int]
+    reconstructions: tuple[str, ...]
+    has_mask: bool
+    attrs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FastMRISlice:
+    """One slice: ``kspace`` ``(C, H, W)`` complex64, ``target`` ``(h, w)`` float32 or None, ``mask`` ``(W,)`` bool
+    or None, and the file's ``info``."""
+
+    kspace: torch.Tensor
+    target: torch.Tensor | None
+    mask: torch.Tensor | None
+    info: FastMRIInfo
+
+
+def ismrmrd_header(encoded_size: tuple[int, int, int], recon_size: tuple[int, int]) -> bytes:
+    """Minimal ISMRMRD XML header with the fields fastMRI reads: encoded and recon matrix sizes and the phase
+    encoding limits (centre and maximum of ``kspace_encoding_step_1``)."""
+    ex, ey, ez = encoded_size
+    rx, ry = recon_size
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>'
+        f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>{ez}</z></matrixSize></encodedSpace>"
+        f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize></reconSpace>"
+        "<encodingLimits><kspace_encoding_step_1>"
+        f"<minimum>0</minimum><maximum>{ey - 1}</maximum><center>{ey // 2}</center>"
+        "</kspace_encoding_step_1></encodingLimits>"
+        "</encoding></ismrmrdHeader>"
+    ).encode()
+
+
+def _parse_header(path: Path, raw: object) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    try:
+        text = raw.decode() if isinstance(raw, (bytes, np.bytes_)) else str(raw)
+        root = ET.fromstring(text)
+
+        def size(space: str) -> list[int]:
+            node = root.find(f"{_NS}encoding/{_NS}{space}/{_NS}matrixSize")
+            if node is None:
+                raise ValueError(f"no encoding/{space}/matrixSize")
+            return [int(node.find(f"{_NS}{axis}").text) for axis in ("x", "y", "z")]  # type: ignore[union-attr]
+
+        enc, rec = size("encodedSpace"), size("reconSpace")
+    except (ET.ParseError, ValueError, AttributeError, TypeError) as err:
+        raise InputError(path, f"cannot read the ISMRMRD header ({err})", "ismrmrd_header") from None
+    return (enc[0], enc[1], enc[2]), (rec[0], rec[1])
+
+
+def _open(path: Path):
+    import h5py
+
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(path, f"not a readable HDF5 file (truncated or wrong format: {err})") from None
+
+
+def _attr(value: object) -> object:
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _info(path: Path, hf) -> FastMRIInfo:
+    if "kspace" not in hf:
+        raise InputError(path, "missing dataset", "kspace")
+    ksp = hf["kspace"]
+    if ksp.ndim not in (3, 4):
+        raise InputError(path, f"expected (slices, coils, H, W) or (slices, H, W), got {ksp.ndim} dimensions",
+                         "kspace")
+    if ksp.dtype.kind != "c":
+        raise InputError(path, f"expected complex k-space, got dtype {ksp.dtype}", "kspace")
+    if "ismrmrd_header" not in hf:
+        raise InputError(path, "missing dataset", "ismrmrd_header")
+    encoded, recon = _parse_header(path, hf["ismrmrd_header"][()])
+    attrs = {k: _attr(v) for k, v in hf.attrs.items()}
+    if "acquisition" not in attrs:
+        raise InputError(path, "missing attribute", "acquisition")
+    reconstructions = tuple(k for k in RECONSTRUCTION_KEYS if k in hf)
+    for key in reconstructions:
+        rec = hf[key]
+        if rec.ndim != 3:
+            raise InputError(path, f"expected (slices, h, w), got {rec.ndim} dimensions", key)
+        if rec.shape[0] != ksp.shape[0]:
+            raise InputError(path, f"{rec.shape[0]} slices but kspace has {ksp.shape[0]}", key)
+        for name in ("max", "norm"):
+            if name not in attrs:
+                raise InputError(path, f"missing attribute (required with {key})", name)
+    has_mask = "mask" in hf
+    if has_mask and tuple(hf["mask"].shape) != (ksp.shape[-1],):
+        raise InputError(path, f"mask shape {tuple(hf['mask'].shape)} does not match k-space width {ksp.shape[-1]}",
+                         "mask")
+    multicoil = ksp.ndim == 4
+    return FastMRIInfo(
+        path=path, multicoil=multicoil, num_slices=int(ksp.shape[0]), coils=int(ksp.shape[1]) if multicoil else 1,
+        kspace_shape=(int(ksp.shape[-2]), int(ksp.shape[-1])), recon_size=recon, encoded_size=encoded,
+        reconstructions=reconstructions, has_mask=has_mask, attrs=attrs,
+    )
+
+
+def read_info(path: str | Path) -> FastMRIInfo:
+    """Validate a fastMRI file's structure and return its metadata (no k-space is read)."""
+    path = Path(path)
+    with _open(path) as hf:
+        return _info(path, hf)
+
+
+def _finite(path: Path, array: np.ndarray, where: str) -> None:
+    if not np.isfinite(array).all():
+        raise InputError(path, "contains NaN or Inf values", where)
+
+
+def read_slice(
+    path: str | Path, index: int, reconstruction: str | None = None, expected_coils: int | None = None
+) -> FastMRISlice:
+    """Read slice ``index`` (k-space, target, mask) without loading the rest of the volume.
+
+    Args:
+        path: fastMRI HDF5 file.
+        index: slice number, ``0 <= index < num_slices``.
+        reconstruction: which target to read (default ``reconstruction_rss`` if stored, else ``_esc``, else none).
+        expected_coils: raise ``InputError`` if the file's coil count differs (e.g. from precomputed coil maps).
+    """
+    path = Path(path)
+    with _open(path) as hf:
+        info = _info(path, hf)
+        if not 0 <= index < info.num_slices:
+            raise InputError(path, f"slice {index} out of range [0, {info.num_slices})", "kspace")
+        if expected_coils is not None and expected_coils != info.coils:
+            raise InputError(path, f"{info.coils} coils but {expected_coils} expected", "kspace")
+        try:
+            ksp = np.asarray(hf["kspace"][index])
+        except OSError as err:
+            raise InputError(path, f"cannot read slice {index} (truncated file? {err})", "kspace") from None
+        _finite(path, ksp, f"kspace[{index}]")
+        if not info.multicoil:
+            ksp = ksp[None]
+        key = reconstruction or (info.reconstructions[0] if info.reconstructions else None)
+        target = None
+        if key is not None:
+            if key not in hf:
+                raise InputError(path, "missing dataset", key)
+            tgt = np.asarray(hf[key][index])
+            _finite(path, tgt, f"{key}[{index}]")
+            target = torch.from_numpy(tgt.astype(np.float32))
+        mask = torch.from_numpy(np.asarray(hf["mask"][()]) != 0) if info.has_mask else None
+    return FastMRISlice(torch.from_numpy(ksp.astype(np.complex64)), target, mask, info)
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre crop of the last two dimensions to ``size`` (fastMRI's rule; a size larger than the image keeps it)."""
+    h, w = x.shape[-2:]
+    ch, cw = min(size[0], h), min(size[1], w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
+
+
+def write_fastmri(
+    path: str | Path,
+    kspace: torch.Tensor | np.ndarray,
+    reconstruction: torch.Tensor | np.ndarray | None = None,
+    reconstruction_key: str = "reconstruction_rss",
+    acquisition: str = "AXT2",
+    recon_size: tuple[int, int] | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
+    max_value: float | None = None,
+    norm: float | None = None,
+) -> Path:
+    """Write a fastMRI-schema file atomically (a killed writer leaves no partial file).
+
+    Args:
+        path: destination ``.h5``.
+        kspace: ``(slices, coils, H, W)`` (multi-coil) or ``(slices, H, W)`` (single-coil), complex.
+        reconstruction: ``(slices, h, w)`` real target, stored under ``reconstruction_key``.
+        acquisition: the ``acquisition`` attribute (e.g. ``AXT2``, ``CORPD_FBK``).
+        recon_size: header ``reconSpace`` ``(h, w)``; defaults to the reconstruction's or k-space's size.
+        mask: ``(W,)`` sampling mask for test-style files.
+        max_value, norm: attributes ``max`` and ``norm``; default to the reconstruction's max and L2 norm.
+    """
+    import h5py
+
+    path = Path(path)
+    ksp = np.asarray(torch.as_tensor(kspace).cpu().numpy() if isinstance(kspace, torch.Tensor) else kspace)
+    if ksp.ndim not in (3, 4) or not np.iscomplexobj(ksp):
+        raise InputError(path, f"k-space must be complex (slices, [coils,] H, W), got {ksp.dtype} {ksp.shape}",
+                         "kspace")
+    _finite(path, ksp, "kspace")
+    height, width = ksp.shape[-2:]
+    rec = None
+    if reconstruction is not None:
+        rec = np.asarray(reconstruction.cpu().numpy() if isinstance(reconstruction, torch.Tensor) else reconstruction)
+        if rec.ndim != 3 or rec.shape[0] != ksp.shape[0] or np.iscomplexobj(rec):
+            raise InputError(path, f"reconstruction must be real (slices={ksp.shape[0]}, h, w), got {rec.shape}",
+                             reconstruction_key)
+        if reconstruction_key not in RECONSTRUCTION_KEYS:
+            raise InputError(path, f"unknown reconstruction name (use one of {RECONSTRUCTION_KEYS})",
+                             reconstruction_key)
+        _finite(path, rec, reconstruction_key)
+    size = recon_size or (rec.shape[-2:] if rec is not None else (height, width))
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as hf:
+            hf.create_dataset("kspace", data=ksp)
+            hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size))))
+            hf.attrs["acquisition"] = acquisition
+            if rec is not None:
+                hf.create_dataset(reconstruction_key, data=rec.astype(np.float32))
+                hf.attrs["max"] = float(rec.max()) if max_value is None else float(max_value)
+                hf.attrs["norm"] = float(np.linalg.norm(rec)) if norm is None else float(norm)
+            if mask is not None:
+                m = np.asarray(mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask)
+                if m.shape != (width,):
+                    raise InputError(path, f"mask must have shape ({width},), got {m.shape}", "mask")
+                hf.create_dataset("mask", data=m.astype(np.float32))
+    return path

@@ -1,0 +1,87 @@
+"""Classical reconstructions a job can run beside its sampler (``run.baselines = [...]``), with their defaults.
+
+Each entry is ``recon(y, op) -> x`` on one chunk of slices; the keyword-only parameters (shown by
+``medrecon list``) are the defaults used.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+__all__ = ["BASELINES", "zero_filled", "cg_sense", "l1_wavelet", "fbp", "cgls", "tv"]
+
+
+def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
+    """MRI zero-filled image A^H y (coil-combined with the operator's coil maps)."""
+    from ..baselines import mri
+
+    return mri.zero_filled(y, op)
+
+
+def cg_sense(y: torch.Tensor, op, *, damping: float = 1e-3, iters: int = 30) -> torch.Tensor:
+    """MRI CG-SENSE: (A^H A + damping I) x = A^H y by conjugate gradient.
+
+    Args:
+        damping: Tikhonov weight relative to ||A||^2.
+        iters: CG iterations.
+    """
+    from ..baselines import mri
+
+    return mri.cg_sense(y, op, damping=damping, iters=iters)
+
+
+def l1_wavelet(y: torch.Tensor, op, *, lamda: float = 2e-3, iters: int = 50) -> torch.Tensor:
+    """MRI L1-wavelet compressed sensing (FISTA, db4).
+
+    Args:
+        lamda: weight relative to max |A^H y|.
+        iters: FISTA iterations.
+    """
+    from ..baselines import mri
+
+    return mri.l1_wavelet(y, op, lamda=lamda, iters=iters, generator=torch.Generator().manual_seed(0))
+
+
+def fbp(y: torch.Tensor, op, *, filter_name: str = "ramp") -> torch.Tensor:
+    """CT filtered back-projection.
+
+    Args:
+        filter_name: reconstruction filter.
+    """
+    from ..baselines import ct
+
+    return ct.fbp(y, op, filter_name=filter_name)
+
+
+def cgls(y: torch.Tensor, op, *, iters: int = 30) -> torch.Tensor:
+    """CT least squares by CG on the normal equations.
+
+    Args:
+        iters: CG iterations.
+    """
+    from ..baselines import ct
+
+    return ct.cgls(y, op, iters=iters)
+
+
+def tv(y: torch.Tensor, op, *, lam_rel: float = 1e-3, iters: int = 300) -> torch.Tensor:
+    """CT total-variation least squares (Chambolle-Pock), non-negative.
+
+    Args:
+        lam_rel: TV weight relative to the image scale.
+        iters: PDHG iterations.
+    """
+    from ..baselines import ct
+
+    return ct.tv_pdhg(y, op, lam_rel=lam_rel, iters=iters, generator=torch.Generator().manual_seed(0))
+
+
+BASELINES: dict[str, Callable[..., torch.Tensor]] = {
+    "zero_filled": zero_filled,
+    "cg_sense": cg_sense,
+    "l1_wavelet": l1_wavelet,
+    "fbp": fbp,
+    "cgls": cgls,
+    "tv": tv,
+}

@@ -1,0 +1,103 @@
+"""``medrecon check JOB``: validate a job without running it.
+
+Checks the spec against the registry, reads the data files (checksums, shapes, NaNs), builds the operator and the
+measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be written, and
+prints the planned work and an estimate of the memory it needs. Writes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+
+EXAMPLES = """examples:
+  medrecon check job.toml
+  medrecon check job.toml --set operator.acceleration=8 --out runs/8x
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.add_argument("job", help="job file (.toml, or .yaml/.yml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one option; the value is a TOML literal (repeatable)")
+    parser.add_argument("--out", default=None, help="output folder to check (default: the job's run.out)")
+
+
+def check_output_dir(path: Path) -> Path:
+    """Raise ``InputError`` if ``path`` could not be created or written; creates nothing."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(path, f"cannot create output directory: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(path, f"output directory is not writable ({probe})")
+    return path
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def estimate_memory(job, batch: int) -> dict[str, int]:
+    """Rough peak memory of ``run_job`` in bytes: measurements, one chunk's operator and sampler work tensors,
+    the prior's parameters (network activations are not included)."""
+    problem = job.problem
+    h, w = problem.image_shape
+    image = batch * h * w * torch.empty((), dtype=problem.dtype).element_size()
+    per_slice_y = _bytes(problem.y[0])
+    op = problem.operator_for(slice(0, min(batch, problem.num_slices)))
+    op_bytes = sum(_bytes(b) for b in op.buffers())
+    prior = job.prior
+    params = sum(_bytes(p) for p in prior.parameters()) if isinstance(prior, torch.nn.Module) else 0
+    return {"measurements": _bytes(problem.y), "operator (one chunk)": op_bytes,
+            "sampler work (one chunk)": 12 * image + 4 * batch * per_slice_y, "prior parameters": params}
+
+
+def main(args: argparse.Namespace) -> int:
+    from operators.testing import check_adjoint
+
+    from .run import prepare_job
+    from .spec import load_spec
+
+    spec = load_spec(args.job, args.overrides)
+    print(f"spec      {args.job}: valid (hash {spec.hash[:12]})")
+    job = prepare_job(spec)
+    problem, run = job.problem, spec.run
+    if job.volume.path is not None:
+        print(f"data      {job.volume.path} (sha256 {job.volume.sha256})")
+    info = ", ".join(f"{k}={v}" for k, v in problem.info.items())
+    print(f"operator  {spec.operator.kind}: {info}")
+    op = problem.operator_for(slice(0, 1))
+    try:
+        err = check_adjoint(op, (1, *problem.image_shape), problem.dtype, torch.Generator().manual_seed(0))
+    except AssertionError as failure:
+        raise InputError(spec.operator.kind, f"operator adjoint test failed: {failure}") from None
+    print(f"adjoint   <Ax, y> vs <x, A^H y> on one slice: relative error {err:.1e} (ok)")
+    out = check_output_dir(Path(args.out if args.out is not None else run.out))
+    print(f"output    {out} (writable)")
+    steps = getattr(job.sampler.sampler, "num_steps", None)
+    chunks = -(-problem.num_slices // run.batch_size)
+    print(f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
+          f"{chunks} chunks of <= {run.batch_size}; sampler {spec.sampler.kind} with {steps} steps "
+          f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
+          f"outputs: {', '.join(run.outputs)}")
+    mem = estimate_memory(job, run.batch_size)
+    parts = ", ".join(f"{k} {_human(v)}" for k, v in mem.items())
+    print(f"memory    ~{_human(sum(mem.values()))} ({parts}; network activations not included)")
+    return 0

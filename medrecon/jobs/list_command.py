@@ -1,0 +1,47 @@
+"""``medrecon list [SECTION]``: the registry's data kinds, operators, priors, samplers and baselines."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+
+from .registry import REGISTRY, SECTIONS, Registry, _type_name
+
+EXAMPLES = """examples:
+  medrecon list              # everything a job file can name, with its options
+  medrecon list sampler      # one section
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "run"), help="show only this section")
+
+
+def describe(registry: Registry = REGISTRY, section: str | None = None) -> str:
+    """The text ``medrecon list`` prints: per section, each name, its summary and its options."""
+    from .spec import RunOptions
+
+    lines: list[str] = []
+    for sec in SECTIONS:
+        if section not in (None, sec):
+            continue
+        lines.append(f"[{sec}]" if sec != "baseline" else "[run] baselines = [...]")
+        for name in registry.names(sec):
+            comp = registry.get(sec, name)
+            lines.append(f"  {name}: {comp.summary}")
+            for opt in comp.options.values():
+                lines.append(f"      {opt.describe()}")
+        lines.append("")
+    if section in (None, "run"):
+        lines.append("[run]")
+        hints = typing.get_type_hints(RunOptions)
+        for f in dataclasses.fields(RunOptions):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"      {f.name}: {_type_name(hints[f.name])} (default {default!r})")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    print(describe(REGISTRY, args.section), end="")
+    return 0

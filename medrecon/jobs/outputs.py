@@ -1,0 +1,100 @@
+"""Writing a job's outputs, each atomically: fastMRI-style HDF5, NIfTI, DICOM series, PNG figure.
+
+Files (inside the output folder):
+
+- ``reconstructions/<input name>.h5``: dataset ``reconstruction`` ``(slices, h, w)`` float32, the layout of
+  fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs); ``baselines.h5``: one dataset per
+  baseline.
+- ``reconstruction.nii.gz``: the volume with the input's affine (``nifti``).
+- ``dicom/``: one CT image series, Hounsfield units (``dicom``).
+- ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
+- ``phantom.nii.gz``: the simulated input of ``data.kind = "ct_phantom"``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from .run import JobResult, PreparedJob
+
+__all__ = ["write_outputs", "write_reconstruction_h5"]
+
+
+def write_reconstruction_h5(path: Path, datasets: dict[str, np.ndarray], attrs: dict[str, str] | None = None) -> Path:
+    """An HDF5 file with one float32 dataset per entry (``{"reconstruction": (S, h, w)}`` for submissions)."""
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as hf:
+            for name, data in datasets.items():
+                hf.create_dataset(name, data=np.asarray(data, dtype=np.float32))
+            for key, value in (attrs or {}).items():
+                hf.attrs[key] = value
+    return path
+
+
+def _volume_xyz(stack: np.ndarray) -> np.ndarray:
+    """``(S, H, W)`` slices -> ``(H, W, S)`` with axial slices along the last axis (the NIfTI layout read in)."""
+    return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
+
+
+def _to_hu(job: "PreparedJob", stack: np.ndarray) -> np.ndarray:
+    from ..io.hu import mu_to_hu
+
+    return np.asarray(mu_to_hu(stack), dtype=np.float32)
+
+
+def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
+    """Write every format in ``job.spec.run.outputs`` into ``result.out``; returns the written paths."""
+    out = result.out
+    formats = job.spec.run.outputs
+    volume = job.volume
+    files: list[Path] = []
+    attrs = {"spec_hash": job.spec.hash, "sampler": job.spec.sampler.kind}
+    if volume.path is None and volume.image is not None:
+        from ..io import nifti
+
+        files.append(nifti.write_nifti(out / "phantom.nii.gz", _volume_xyz(volume.image.numpy()), volume.affine))
+    if "hdf5" in formats:
+        name = volume.path.name if volume.path is not None and volume.path.suffix == ".h5" else "reconstruction.h5"
+        target = out / "reconstructions" / name
+        files.append(write_reconstruction_h5(target, {"reconstruction": result.reconstruction}, attrs))
+        if result.baselines:
+            files.append(write_reconstruction_h5(out / "baselines.h5", result.baselines, attrs))
+    ct_hu = volume.modality == "ct" and bool(volume.attrs.get("hu", False))
+    if "nifti" in formats:
+        from ..io import nifti
+
+        data = _to_hu(job, result.reconstruction) if ct_hu else result.reconstruction
+        files.append(nifti.write_nifti(out / "reconstruction.nii.gz", _volume_xyz(data), volume.affine))
+    if "dicom" in formats:
+        from ..io import dicom
+
+        data = _to_hu(job, result.reconstruction) if volume.modality == "ct" else result.reconstruction
+        folder = dicom.write_dicom_series(out / "dicom", data, affine=volume.affine,
+                                          modality="CT" if volume.modality == "ct" else "MR")
+        files.append(Path(folder))
+    if "png" in formats:
+        from .figures import save_comparison_figure
+
+        mid = result.reconstruction.shape[0] // 2
+        images = {job.spec.sampler.kind: result.reconstruction[mid]}
+        images.update({name: img[mid] for name, img in result.baselines.items()})
+        reference = None if result.reference is None else result.reference[mid]
+        mask = None if job.problem.mask is None else job.problem.mask.cpu().numpy()
+        slice_metrics = None
+        if reference is not None:
+            from ..metrics import psnr, ssim
+
+            maxval = float(result.reference.max())
+            slice_metrics = {n: {"psnr": psnr(reference[None], im[None], maxval),
+                                 "ssim": ssim(reference[None], im[None], maxval)} for n, im in images.items()}
+        title = f"{job.spec.sampler.kind} on slice {mid}" + (f" of {volume.path.name}" if volume.path else "")
+        save_comparison_figure(out / "figure.png", images, reference, mask, slice_metrics, title)
+        files.append(out / "figure.png")
+    return files

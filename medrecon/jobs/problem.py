@@ -1,0 +1,96 @@
+"""What a data component loads (``Volume``) and what an operator component builds from it (``VolumeProblem``)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+
+from operators import LinearOperator
+
+from ..errors import ChecksumError, InputError
+
+__all__ = ["Volume", "VolumeProblem", "sha256_file", "verify_sha256"]
+
+
+@dataclass
+class Volume:
+    """A loaded input volume.
+
+    Attributes:
+        modality: ``"mri"`` or ``"ct"``.
+        path: the file it came from (``None`` when simulated).
+        kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled with ``mask``).
+        image: CT ground-truth slices ``(S, H, W)`` float32, in the volume's units (the measurement is simulated).
+        reference: magnitude reference ``(S, h, w)`` for metrics (fastMRI ``reconstruction_rss``), if known.
+        mask: the sampling mask stored with undersampled (test-set) k-space, if any.
+        affine: 4x4 voxel-to-world matrix (NIfTI/DICOM geometry), if known.
+        attrs: extra metadata (fastMRI ``max``, acquisition, ...).
+        sha256: the input file's checksum (recorded in the run record).
+    """
+
+    modality: Literal["mri", "ct"]
+    path: Path | None = None
+    kspace: torch.Tensor | None = None
+    image: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    affine: Any = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+
+    @property
+    def num_slices(self) -> int:
+        source = self.kspace if self.kspace is not None else self.image
+        assert source is not None
+        return int(source.shape[0])
+
+
+@dataclass
+class VolumeProblem:
+    """Measurements of every slice plus the operator of any chunk of slices.
+
+    Attributes:
+        y: measurements ``(S, *range)`` (k-space ``(S, C, H, W)`` or sinograms ``(S, views, det)``).
+        operator_for: ``indices -> A`` for the slices ``indices`` (a Python ``slice``); ``A`` maps images
+            ``(len, H, W)`` to ``y[indices]``.
+        image_shape: ``(H, W)`` of the reconstructed image.
+        dtype: image dtype (complex64 for MRI, float32 for CT).
+        crop: ``(h, w)`` centre crop of the written magnitude images (fastMRI's reconstruction size).
+        mask: the sampling pattern for figures (``(W,)``/``(H, W)`` MRI mask, or view angles), if any.
+        info: facts for ``check`` and the record (coil count, acceleration, views, ...).
+    """
+
+    y: torch.Tensor
+    operator_for: Callable[[slice], LinearOperator]
+    image_shape: tuple[int, int]
+    dtype: torch.dtype
+    crop: tuple[int, int]
+    mask: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.y.shape[0])
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str | None) -> str:
+    """The file's sha256; ``ChecksumError`` naming the file when ``expected`` is given and differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    actual = sha256_file(path)
+    if expected is not None and actual != expected.lower():
+        raise ChecksumError(path, f"sha256 mismatch: expected {expected.lower()}, got {actual}", field="sha256")
+    return actual

@@ -1,0 +1,277 @@
+"""``run_job``: build a job's components, reconstruct every slice in chunks, scale back, write outputs + record.
+
+Order of work (nothing is written before the inputs have been validated):
+
+1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and the
+   baselines (all errors here are ``MedreconError`` s; no file is touched).
+2. Check the output folder is writable; start or resume the ``.partial`` folder.
+3. Estimate the intensity scale: ``scale = percentile(|x_init|, p) / prior_max`` where ``x_init`` is a few
+   conjugate-gradient iterations on ``A^H A x = A^H y`` (for MRI the first iterate is the zero-filled image).
+   The sampler and baselines see ``y / scale`` and ``sigma_y``; results are multiplied back by ``scale``.
+4. Run the sampler chunk by chunk (``run.batch_size`` slices), saving each finished chunk's slices at once.
+5. Write the outputs atomically, then ``record.json``; remove ``.partial``.
+"""
+from __future__ import annotations
+
+import functools
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from operators import LinearOperator, cg
+
+from .. import __version__
+from ..errors import ConfigError, InputError
+from ..io.atomic import ensure_writable_dir, write_json_atomic
+from .problem import Volume, VolumeProblem
+from .registry import REGISTRY, Registry
+from .resume import PartialRun
+from .sampling import SamplerComponent, sample_chunk
+from .spec import JobSpec
+
+__all__ = ["PreparedJob", "JobResult", "prepare_job", "run_job", "estimate_scale", "chunk_seed", "magnitude"]
+
+SCALE_CG_ITERS = 5
+
+
+@dataclass
+class PreparedJob:
+    """A job's built components (everything validated, nothing written)."""
+
+    spec: JobSpec
+    volume: Volume
+    problem: VolumeProblem
+    prior: Any
+    sampler: SamplerComponent
+    baselines: dict[str, Callable[..., torch.Tensor]]
+    device: torch.device
+
+
+@dataclass
+class JobResult:
+    """What ``run_job`` returns: the reconstructions (scaled back, cropped magnitudes for MRI) and the record."""
+
+    out: Path
+    reconstruction: np.ndarray
+    baselines: dict[str, np.ndarray]
+    reference: np.ndarray | None
+    metrics: dict[str, dict[str, float]]
+    record: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"run.device = {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device = {name!r}: CUDA is not available on this machine (use \"cpu\")")
+    return device
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The sampler seed of slice chunk ``chunk``: independent of how many chunks ran before (resume-safe)."""
+    return int(np.random.SeedSequence([seed, 1, chunk]).generate_state(1)[0])
+
+
+def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
+    """Build and validate every component of ``spec`` without writing anything."""
+    device = _device(spec.run.device)
+    volume: Volume = registry.get("data", spec.data.kind).build(**spec.data.options)
+    mask_generator = torch.Generator().manual_seed(spec.run.seed)
+    problem: VolumeProblem = registry.get("operator", spec.operator.kind).build(
+        volume, mask_generator, **spec.operator.options
+    )
+    if not bool(torch.isfinite(problem.y).all()):
+        raise InputError(volume.path or spec.data.kind, "measurements contain NaN or Inf values",
+                         field="kspace" if volume.modality == "mri" else "image")
+    prior = registry.get("prior", spec.prior.kind).build(volume, **spec.prior.options)
+    sampler = registry.get("sampler", spec.sampler.kind).build(**spec.sampler.options)
+    baselines = {name: functools.partial(registry.get("baseline", name).build, **options)
+                 for name, options in spec.baselines.items()}
+    return PreparedJob(spec, volume, problem, prior, sampler, baselines, device)
+
+
+def prior_data_max(prior: Any) -> float:
+    """The upper end of the prior's training data range (``meta["data_range"]``; 1 when it has none)."""
+    meta = getattr(prior, "meta", None) or {}
+    data_range = meta.get("data_range", (0.0, 1.0))
+    return float(max(abs(v) for v in data_range))
+
+
+def prior_record(name: str, prior: Any) -> dict[str, Any]:
+    """What the run record says about the prior: its name, weights checksum and training facts if known."""
+    meta = getattr(prior, "meta", None) or {}
+    keys = ("weights", "weights_sha256", "parameterization", "data_range", "image_size", "modality", "complex")
+    return {"kind": name, **{k: meta[k] for k in keys if k in meta}}
+
+
+def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
+    """``|images|`` centre-cropped to ``crop`` as float32 numpy ``(S, h, w)`` (real images keep their sign)."""
+    h, w = crop
+    H, W = images.shape[-2:]
+    top, left = (H - h) // 2, (W - w) // 2
+    cut = images[..., top : top + h, left : left + w]
+    out = cut.abs() if cut.is_complex() else cut
+    return out.detach().cpu().to(torch.float32).numpy()
+
+
+def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device) -> dict:
+    """Intensity scale mapping the data into the prior's range; returns ``{"scale", "x_init_percentile", ...}``.
+
+    ``x_init`` is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero, per chunk of all slices.
+    """
+    values = []
+    n = problem.num_slices
+    for start in range(0, n, 8):
+        sl = slice(start, min(start + 8, n))
+        op = problem.operator_for(sl).to(device)
+        y = problem.y[sl].to(device)
+        with torch.no_grad():
+            x_init = cg(op.normal, op.adjoint(y), iters=SCALE_CG_ITERS)
+        values.append(x_init.abs().flatten().cpu())
+    level = float(np.percentile(torch.cat(values).numpy(), percentile))
+    if not np.isfinite(level) or level <= 0:
+        raise InputError("measurements", "the data are all zero (cannot estimate an intensity scale)")
+    return {"scale": level / prior_max, "x_init_percentile": level, "percentile": percentile,
+            "prior_max": prior_max, "x_init": f"{SCALE_CG_ITERS} CG iterations on A^H A x = A^H y"}
+
+
+def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float | None) -> dict[str, float]:
+    if reference is None:
+        return {}
+    from ..metrics import nmse, psnr, ssim
+
+    return {"psnr": float(psnr(reference, recon, data_range)), "ssim": float(ssim(reference, recon, data_range)),
+            "nmse": float(nmse(reference, recon))}
+
+
+def _versions() -> dict[str, str]:
+    return {"medrecon": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def run_job(
+    spec: JobSpec,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, Any], None] | None = None,
+    registry: Registry = REGISTRY,
+    prepared: PreparedJob | None = None,
+) -> JobResult:
+    """Run ``spec`` and write its outputs to ``out`` (default ``spec.run.out``).
+
+    Args:
+        spec: a validated job (``load_spec``).
+        out: output folder; created if needed.
+        resume: continue an unfinished run of the same spec in ``out`` (bit-identical result on CPU).
+        progress: show tqdm bars.
+        callback: ``callback(chunk, state)`` after every sampler step (raise to stop the run).
+        registry: where component names are looked up.
+        prepared: components already built by ``prepare_job`` (skips building them again).
+
+    Returns:
+        A ``JobResult`` with the arrays, metrics, record and written files.
+    """
+    from tqdm.auto import tqdm
+
+    from .outputs import write_outputs
+
+    t_start = time.perf_counter()
+    job = prepared if prepared is not None else prepare_job(spec, registry)
+    out_dir = ensure_writable_dir(Path(out if out is not None else spec.run.out))
+    partial = PartialRun(out_dir)
+    resumed = partial.start(spec.hash, resume)
+    problem, run = job.problem, spec.run
+    scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device)
+    scale = scale_info["scale"]
+    t_prepared = time.perf_counter()
+
+    n, b = problem.num_slices, run.batch_size
+    chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
+    images: list[torch.Tensor] = []
+    chunk_records = []
+    bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
+    for k, idx in enumerate(chunks):
+        if resumed and partial.has_slices(idx):
+            images.append(partial.load_slices(idx))
+            chunk_records.append({"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k),
+                                  "reused": True})
+            bar.update(len(idx))
+            continue
+        sl = slice(idx.start, idx.stop)
+        op = problem.operator_for(sl).to(job.device)
+        y = (problem.y[sl] / scale).to(job.device)
+        generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
+        x, timing = sample_chunk(
+            job.sampler, job.prior, op, y, run.sigma_y, generator,
+            checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
+            checkpoint_every=run.checkpoint_every, progress=progress,
+            callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
+        )
+        x = (x * scale).cpu()
+        partial.save_slices(idx.start, x)
+        images.append(x)
+        chunk_records.append({"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k),
+                              "reused": False, **timing})
+        bar.update(len(idx))
+    bar.close()
+    t_sampled = time.perf_counter()
+    recon = magnitude(torch.cat(images), problem.crop)
+
+    baseline_images: dict[str, np.ndarray] = {}
+    baseline_seconds: dict[str, float] = {}
+    for name, build in job.baselines.items():
+        t0 = time.perf_counter()
+        parts = []
+        for idx in chunks:
+            sl = slice(idx.start, idx.stop)
+            op = problem.operator_for(sl).to(job.device)
+            with torch.no_grad():
+                parts.append((build((problem.y[sl] / scale).to(job.device), op) * scale).cpu())
+        baseline_images[name] = magnitude(torch.cat(parts), problem.crop)
+        baseline_seconds[name] = time.perf_counter() - t0
+
+    reference = job.volume.reference
+    ref = None if reference is None else reference.detach().cpu().to(torch.float32).numpy()
+    data_range = job.volume.attrs.get("max")
+    metrics = {}
+    if ref is not None:
+        metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
+        for name, img in baseline_images.items():
+            metrics[name] = _metrics(img, ref, data_range)
+
+    record: dict[str, Any] = {
+        "spec": spec.to_dict(),
+        "spec_hash": spec.hash,
+        "job_file": None if spec.source is None else str(spec.source),
+        "versions": _versions(),
+        "device": str(job.device),
+        "torch_threads": torch.get_num_threads(),
+        "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
+        "scale": scale_info,
+        "problem": problem.info,
+        "inputs": {"data": {"path": None if job.volume.path is None else str(job.volume.path),
+                            "sha256": job.volume.sha256},
+                   "prior": prior_record(spec.prior.kind, job.prior)},
+        "chunks": chunk_records,
+        "resumed": resumed,
+        "metrics": metrics,
+        "timings": {"prepare_s": t_prepared - t_start, "sampling_s": t_sampled - t_prepared,
+                    "baselines_s": baseline_seconds},
+    }
+    result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
+    result.files = write_outputs(result, job)
+    record["timings"]["total_s"] = time.perf_counter() - t_start
+    record["outputs"] = [str(p.relative_to(out_dir)) for p in result.files] + ["record.json"]
+    write_json_atomic(out_dir / "record.json", record)
+    result.files.append(out_dir / "record.json")
+    partial.finish()
+    return result

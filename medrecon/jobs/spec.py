@@ -1,0 +1,230 @@
+"""Job specifications: typed dataclasses loaded from TOML (or YAML) with ``--set section.key=value`` overrides.
+
+A job file has five tables::
+
+    [data]      kind = "fastmri", path = "...", ...     # what to reconstruct
+    [operator]  kind = "multicoil_mri", ...             # the forward model (and the mask / views)
+    [prior]     kind = "default"                        # the diffusion prior
+    [sampler]   kind = "dds", steps = 50, ...           # the posterior sampler
+    [run]       seed = 0, batch_size = 4, ...           # how to run and what to write (``RunOptions``)
+    [baseline.l1_wavelet]  lamda = 0.005                # optional: options of a baseline in run.baselines
+
+The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
+allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` are resolved against the job file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError, InputError
+from .registry import REGISTRY, Registry, check_value, closest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ComponentSpec", "RunOptions", "JobSpec", "load_spec", "parse_spec", "parse_override", "OUTPUT_FORMATS"]
+
+COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
+OUTPUT_FORMATS = ("hdf5", "nifti", "dicom", "png")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One registry component: its ``kind`` and its validated options (defaults filled in)."""
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The ``[run]`` table.
+
+    Attributes:
+        seed: seeds every generator (mask, noise, sampler); slice chunk ``k`` uses ``seed + k``.
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        batch_size: slices reconstructed together (one sampler run per chunk).
+        sigma_y: measurement noise std given to the sampler, in the prior's units (after intensity scaling).
+        scale_percentile: percentile of ``|x_init|`` mapped to the prior's data maximum.
+        checkpoint_every: sampler steps between state checkpoints (0: never); used by ``--resume``.
+        baselines: classical reconstructions to run beside the sampler (``medrecon list`` names them).
+        outputs: files to write: ``hdf5`` (fastMRI-style ``reconstruction``), ``nifti``, ``dicom``, ``png``.
+        out: output folder (relative to the working directory; ``--out`` overrides it).
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 4
+    sigma_y: float = 0.01
+    scale_percentile: float = 99.0
+    checkpoint_every: int = 10
+    baselines: list[str] = field(default_factory=list)
+    outputs: list[Literal["hdf5", "nifti", "dicom", "png"]] = field(default_factory=lambda: ["hdf5", "png"])
+    out: str = "medrecon-out"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job: four components, the run options and the file it came from (``None`` if built in code)."""
+
+    data: ComponentSpec
+    operator: ComponentSpec
+    prior: ComponentSpec
+    sampler: ComponentSpec
+    run: RunOptions
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain TOML-compatible values (every default written out)."""
+        out: dict[str, Any] = {}
+        for name in COMPONENT_SECTIONS:
+            comp: ComponentSpec = getattr(self, name)
+            out[name] = {"kind": comp.kind, **{k: _plain(v) for k, v in comp.options.items()}}
+        out["run"] = {k: _plain(v) for k, v in dataclasses.asdict(self.run).items()}
+        out["baseline"] = {name: {k: _plain(v) for k, v in opts.items()} for name, opts in self.baselines.items()}
+        return out
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of ``to_dict()``: equal specs share it, whatever their file layout."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"sampler.steps=20"`` -> ``(["sampler", "steps"], 20)``; the value is a TOML literal, or a bare string.
+
+    ``run.baselines=["zero_filled"]``, ``operator.mask="random"`` and ``operator.mask=random`` all work.
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p.strip() for p in key.strip().split(".")]
+    if len(path) < 2 or not all(path):
+        raise ConfigError(f"--set {text!r}: the key must be section.key, e.g. sampler.steps=20")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(path, "job file not found")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise InputError(path, "YAML job files need PyYAML (pip install pyyaml); TOML works without it") from None
+        try:
+            table = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise InputError(path, f"invalid YAML: {err}") from None
+        if not isinstance(table, dict):
+            raise InputError(path, "a job file must be a mapping of sections")
+        return table
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(path, f"invalid TOML: {err}") from None
+
+
+def _run_options(values: dict[str, Any]) -> RunOptions:
+    hints = typing.get_type_hints(RunOptions)
+    names = [f.name for f in dataclasses.fields(RunOptions)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"unknown key run.{key}{closest(key, names)}; allowed keys: {', '.join(names)}")
+    checked = {k: check_value(v, hints[k], f"run.{k}") for k, v in values.items()}
+    opts = RunOptions(**checked)
+    if opts.batch_size < 1:
+        raise ConfigError(f"run.batch_size = {opts.batch_size}: must be at least 1")
+    if opts.checkpoint_every < 0:
+        raise ConfigError(f"run.checkpoint_every = {opts.checkpoint_every}: must be 0 (never) or positive")
+    if not 0 < opts.scale_percentile <= 100:
+        raise ConfigError(f"run.scale_percentile = {opts.scale_percentile}: must be in (0, 100]")
+    if opts.sigma_y < 0:
+        raise ConfigError(f"run.sigma_y = {opts.sigma_y}: must be non-negative")
+    return opts
+
+
+def parse_spec(
+    table: dict[str, Any],
+    overrides: list[str] = (),  # type: ignore[assignment]
+    base_dir: Path | None = None,
+    registry: Registry = REGISTRY,
+    source: Path | None = None,
+) -> JobSpec:
+    """Validate a job table (as read from TOML) plus ``--set`` overrides into a ``JobSpec``.
+
+    Relative ``path`` options of ``[data]`` are resolved against ``base_dir`` (the job file's folder).
+    Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped value.
+    """
+    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = table.setdefault(path[0], {})
+        for part in path[1:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    sections = (*COMPONENT_SECTIONS, "run", "baseline")
+    for name, value in table.items():
+        if name not in sections:
+            raise ConfigError(f"unknown section [{name}]{closest(name, sections)}; allowed: {', '.join(sections)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table, got {value!r}")
+    components = {}
+    for name in COMPONENT_SECTIONS:
+        values = dict(table.get(name, {}))
+        if "kind" not in values:
+            raise ConfigError(f"missing {name}.kind; allowed: {', '.join(registry.names(name))}")
+        kind = values.pop("kind")
+        if not isinstance(kind, str):
+            raise ConfigError(f"{name}.kind = {kind!r}: expected a name")
+        options = registry.get(name, kind).validate(values)
+        if name == "data" and isinstance(options.get("path"), str) and base_dir is not None:
+            p = Path(options["path"]).expanduser()
+            options["path"] = str(p if p.is_absolute() else (base_dir / p).resolve())
+        components[name] = ComponentSpec(kind, options)
+    run = _run_options(table.get("run", {}))
+    tuned = table.get("baseline", {})
+    for name in tuned:
+        if name not in run.baselines:
+            raise ConfigError(f"[baseline.{name}] is set but {name!r} is not in run.baselines "
+                              f"({', '.join(run.baselines) or 'empty'})")
+    baselines = {}
+    for name in run.baselines:
+        options = tuned.get(name, {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"[baseline.{name}] must be a table of options, got {options!r}")
+        baselines[name] = registry.get("baseline", name).validate(options)
+    return JobSpec(**components, run=run, baselines=baselines, source=source)
+
+
+def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = REGISTRY) -> JobSpec:  # type: ignore[assignment]
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) job file, apply ``--set`` overrides, validate."""
+    path = Path(path)
+    return parse_spec(_read_file(path), overrides, base_dir=path.resolve().parent, registry=registry, source=path)

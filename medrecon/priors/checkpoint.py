@@ -1,0 +1,199 @@
+"""Prior checkpoints: safetensors weights + a JSON sidecar; loading verifies sha256 and never unpickles.
+
+Sidecar ``<stem>.json`` (format ``medrecon-prior/1``)::
+
+    weights, weights_sha256        file name next to the sidecar and its sha256
+    architecture                   {"name": "monai.DiffusionModelUNet", "config": {...}}
+    parameterization               "edm" | "vp-eps" | "vp-x0" | "vp-v" | "ve-score" | "ve-x0"
+    preconditioning                {"sigma_data", "c_noise_scale"}         (edm)
+    noise_schedule                 {"sigma_min", "sigma_max"} (+ "alphas_cumprod" for vp-*)
+    data_range, channels, complex, image_size, modality
+    training                       {"objective", "data_manifest", "data_sha256", "command", "medrecon_version", ...}
+
+``load_prior("mri" | "ct" | path)`` returns a ``Denoiser`` on images ``(B, H, W)`` (complex64 for complex priors,
+float32 otherwise) with the sidecar as its ``meta`` attribute.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import ChecksumError, InputError
+from .adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VEDenoiser, VPDenoiser
+
+__all__ = ["FORMAT", "PARAMETERIZATIONS", "DEFAULT_DIR", "MANIFEST_DIR", "file_sha256", "atomic_write",
+           "save_checkpoint", "read_sidecar", "load_prior", "default_prior", "network_denoiser"]
+
+FORMAT = "medrecon-prior/1"
+PARAMETERIZATIONS = ("edm", "vp-eps", "vp-x0", "vp-v", "ve-score", "ve-x0")
+REQUIRED = ("format", "weights", "weights_sha256", "architecture", "parameterization", "noise_schedule",
+            "data_range", "channels", "complex", "image_size")
+DEFAULT_DIR = Path(__file__).resolve().parent / "default"
+MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``target``; renamed over it on success, removed on error."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
+                    dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``<stem>.safetensors`` (floating tensors cast to ``dtype``) and ``<stem>.json``; return the sidecar."""
+    from safetensors.torch import save_file
+
+    stem = Path(stem)
+    weights = stem.with_suffix(".safetensors")
+    tensors = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+               for k, v in state_dict.items()}
+    with atomic_write(weights) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    sidecar = {**meta, "format": FORMAT, "weights": weights.name, "weights_sha256": file_sha256(weights)}
+    with atomic_write(stem.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return stem.with_suffix(".json")
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """Read and check a sidecar JSON (required fields, known parameterization)."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "checkpoint sidecar not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, f"not a readable JSON sidecar ({err})") from None
+    if not isinstance(meta, dict):
+        raise InputError(path, "sidecar must be a JSON object")
+    for key in REQUIRED:
+        if key not in meta:
+            raise InputError(path, "missing field", key)
+    if meta["format"] != FORMAT:
+        raise InputError(path, f"unsupported format {meta['format']!r} (expected {FORMAT!r})", "format")
+    if meta["parameterization"] not in PARAMETERIZATIONS:
+        raise InputError(path, f"unknown value {meta['parameterization']!r}; allowed: {list(PARAMETERIZATIONS)}",
+                         "parameterization")
+    return meta
+
+
+def _resolve(name_or_path: str | Path) -> tuple[Path, str | None]:
+    """Sidecar path and, for a shipped prior's name, the expected sha256 from ``data_manifests/``."""
+    text = str(name_or_path)
+    if text in ("mri", "ct"):
+        sidecar = DEFAULT_DIR / f"{text}.json"
+        manifest = MANIFEST_DIR / f"prior_{text}_default.json"
+        expected = None
+        if manifest.exists():
+            try:
+                expected = json.loads(manifest.read_text())["sha256"]
+            except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+                raise InputError(manifest, f"unreadable prior manifest ({err})", "sha256") from None
+        if not sidecar.exists():
+            raise InputError(sidecar, f"the default {text} prior is not installed")
+        return sidecar, expected
+    path = Path(text)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InputError(path, "pickled checkpoints are never loaded; convert the weights to safetensors and "
+                               "write a JSON sidecar (see docs/priors.md)")
+    if path.is_dir():
+        sidecars = sorted(path.glob("*.json"))
+        sidecars = [p for p in sidecars if p.with_suffix(".safetensors").exists()]
+        if len(sidecars) != 1:
+            raise InputError(path, f"expected exactly one <name>.json + <name>.safetensors pair, found "
+                                   f"{len(sidecars)}")
+        return sidecars[0], None
+    if path.suffix == ".safetensors":
+        return path.with_suffix(".json"), None
+    if path.suffix == ".json":
+        return path, None
+    raise InputError(path, "not a prior name ('mri', 'ct'), a sidecar .json, a .safetensors file or a directory")
+
+
+def network_denoiser(meta: dict[str, Any], net: nn.Module) -> nn.Module:
+    """The channel-space ``D(x (B, C, H, W), sigma)`` for a network and its sidecar."""
+    p = meta["parameterization"]
+    if p == "edm":
+        pre = meta.get("preconditioning", {})
+        return EDMDenoiser(net, sigma_data=pre["sigma_data"], c_noise_scale=pre.get("c_noise_scale", 1.0))
+    if p.startswith("vp-"):
+        ab = torch.tensor(meta["noise_schedule"]["alphas_cumprod"], dtype=torch.float64)
+        return VPDenoiser(net, ab, prediction=p[3:])
+    return VEDenoiser(net, prediction=p[3:], noise_input=meta["noise_schedule"].get("noise_input", "sigma"))
+
+
+def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Load a prior as a ``Denoiser`` on ``(B, H, W)`` images (complex64 if the prior is complex).
+
+    ``name_or_path``: ``"mri"``/``"ct"`` (shipped priors, checked against ``data_manifests/prior_<name>_default.json``
+    when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
+    must match the sidecar (``ChecksumError`` otherwise); pickled files are refused (``InputError``).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .network import build_unet
+
+    sidecar, expected = _resolve(name_or_path)
+    meta = read_sidecar(sidecar)
+    weights = sidecar.parent / meta["weights"]
+    if not weights.exists():
+        raise InputError(weights, "weights file named by the sidecar is missing", "weights")
+    digest = file_sha256(weights)
+    for want, where in ((meta["weights_sha256"], sidecar), (expected, MANIFEST_DIR)):
+        if want is not None and digest != want:
+            raise ChecksumError(weights, f"sha256 {digest} does not match {want} recorded in {where}",
+                                "weights_sha256")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(weights, f"not a valid safetensors file ({err})") from None
+    arch = meta["architecture"]
+    if arch.get("name") != "monai.DiffusionModelUNet":
+        raise InputError(sidecar, f"unknown architecture {arch.get('name')!r}", "architecture.name")
+    net = build_unet(arch["config"])
+    try:
+        net.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as err:
+        raise InputError(weights, f"weights do not fit the architecture in the sidecar ({err})") from None
+    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    inner = network_denoiser(meta, net)
+    outer = ComplexAsChannels(inner) if meta["complex"] else AddChannel(inner)
+    outer.meta = meta
+    return outer.to(device)
+
+
+def default_prior(modality: str, device: str | torch.device = "cpu") -> nn.Module:
+    """The shipped prior for ``"mri"`` (complex 128x128 brain) or ``"ct"`` (128x128, HU window [-1000, 1000])."""
+    if modality not in ("mri", "ct"):
+        raise ValueError(f"modality must be 'mri' or 'ct', got {modality!r}")
+    return load_prior(modality, device)
