@@ -8,12 +8,26 @@ from .base import (
     Scaled,
     Sum,
 )
+from .ct import CTProjector, fan_beam, limited_angle_angles, parallel_beam, sparse_view_angles
+from .coil_maps import espirit_maps, lowres_maps
 from .dense import Diagonal, MatrixOperator
+from .masks import (
+    Mask,
+    acceleration,
+    default_center_fraction,
+    equispaced_fraction_mask,
+    equispaced_mask,
+    poisson_disc_mask,
+    random_mask,
+    variable_density_mask,
+)
+from .mri import FFT2c, Coils, MultiCoilMRI, Subsample, fft2c, ifft2c, multicoil_mri
 from .solvers import cg, inner, power_norm
 
 __all__ = [
     "Adjoint",
     "AdjointAsBackward",
+    "CTProjector",
     "Composition",
     "Diagonal",
     "Identity",
@@ -22,6 +36,10 @@ __all__ = [
     "Scaled",
     "Sum",
     "cg",
+    "fan_beam",
     "inner",
+    "limited_angle_angles",
+    "parallel_beam",
     "power_norm",
+    "sparse_view_angles",
 ]

@@ -12,9 +12,9 @@ Defaults (chosen for 2-180-view data of images scaled to about [0, 1]):
 - ``cgls``: 30 conjugate-gradient iterations on ``A^T A x = A^T y`` from zero (early stopping regularises).
 - ``sirt``: 100 iterations of ``x <- x + C A^T R (y - A x)`` (``R``, ``C``: inverse row / column sums),
   non-negative.
-- ``tv_pdhg``: Chambolle-Pock on ``||A x - y||^2 / (2 ||A||^2) + lam * TV(x)`` (isotropic TV), non-negative,
-  300 iterations, ``lam = 1e-3 * scale`` where ``scale`` is the 99.5th percentile of the FBP (or of ``A^T y``
-  normalised, when ``op`` has no geometry).
+- ``tv_pdhg``: diagonally preconditioned Chambolle-Pock on ``||A x - y||^2 / (2 c) + lam * TV(x)`` with
+  ``c = mean(A^T 1)`` (isotropic TV), non-negative, 300 iterations, ``lam = 3e-3 * scale`` where ``scale`` is the
+  99.5th percentile of the FBP (of ``A^T y / A^T 1`` when ``op`` has no geometry).
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def _image_scale(y: torch.Tensor, op: LinearOperator, back: torch.Tensor, col: t
 
 
 def tv_pdhg(y: torch.Tensor, op: LinearOperator, lam: float | torch.Tensor | None = None, iters: int = 300,
-            nonneg: bool = True, x0: torch.Tensor | None = None, lam_rel: float = 1e-3) -> torch.Tensor:
+            nonneg: bool = True, x0: torch.Tensor | None = None, lam_rel: float = 3e-3) -> torch.Tensor:
     """TV-regularised least squares by diagonally preconditioned Chambolle-Pock (PDHG, Pock & Chambolle 2011).
 
     Minimises ``||A x - y||^2 / (2 c) + lam * TV(x)`` (isotropic TV; ``x >= 0`` when ``nonneg``), where

@@ -67,8 +67,8 @@ def _wavelet_shrink(x: torch.Tensor, threshold: torch.Tensor, wavelet: str, leve
 def l1_wavelet(
     y: torch.Tensor,
     op: LinearOperator,
-    lamda: float = 2e-3,
-    iters: int = 50,
+    lamda: float = 1e-3,
+    iters: int = 60,
     wavelet: str = "db4",
     level: int = 4,
     generator: torch.Generator | None = None,

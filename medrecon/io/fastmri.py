@@ -222,6 +222,7 @@ def write_fastmri(
     mask: torch.Tensor | np.ndarray | None = None,
     max_value: float | None = None,
     norm: float | None = None,
+    compress: bool = False,
 ) -> Path:
     """Write a fastMRI-schema file atomically (a killed writer leaves no partial file).
 
@@ -233,6 +234,8 @@ def write_fastmri(
         recon_size: header ``reconSpace`` ``(h, w)``; defaults to the reconstruction's or k-space's size.
         mask: ``(W,)`` sampling mask for test-style files.
         max_value, norm: attributes ``max`` and ``norm``; default to the reconstruction's max and L2 norm.
+        compress: store datasets gzip-compressed (level 9, byte shuffle, one chunk per slice); readers that use
+            h5py (fastMRI's included) decompress transparently.
     """
     import h5py
 
@@ -254,13 +257,19 @@ def write_fastmri(
                              reconstruction_key)
         _finite(path, rec, reconstruction_key)
     size = recon_size or (rec.shape[-2:] if rec is not None else (height, width))
+
+    def options(array: np.ndarray) -> dict:
+        if not compress:
+            return {}
+        return dict(compression="gzip", compression_opts=9, shuffle=True, chunks=(1, *array.shape[1:]))
+
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as hf:
-            hf.create_dataset("kspace", data=ksp)
+            hf.create_dataset("kspace", data=ksp, **options(ksp))
             hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size))))
             hf.attrs["acquisition"] = acquisition
             if rec is not None:
-                hf.create_dataset(reconstruction_key, data=rec.astype(np.float32))
+                hf.create_dataset(reconstruction_key, data=rec.astype(np.float32), **options(rec))
                 hf.attrs["max"] = float(rec.max()) if max_value is None else float(max_value)
                 hf.attrs["norm"] = float(np.linalg.norm(rec)) if norm is None else float(norm)
             if mask is not None:

@@ -1,8 +1,10 @@
-"""Classical reconstructions a job can run beside its sampler (``run.baselines = [...]``), with their defaults.
+"""Classical reconstructions a job can run beside its sampler (``run.baselines = [...]``), with their
+defaults.
 
 Each entry is ``recon(y, op) -> x`` on one chunk of slices; the keyword-only parameters (shown by
 ``medrecon list``) are the defaults used.
 """
+
 from __future__ import annotations
 
 from typing import Callable

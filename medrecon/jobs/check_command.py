@@ -1,13 +1,15 @@
 """``medrecon check JOB``: validate a job without running it.
 
-Checks the spec against the registry, reads the data files (checksums, shapes, NaNs), builds the operator and the
-measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be written, and
+Checks the spec against the registry, reads the data files (checksums, shapes, NaNs), builds the operator and
+the
+measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be written,
+and
 prints the planned work and an estimate of the memory it needs. Writes nothing.
 """
+
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
@@ -23,23 +25,15 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.add_argument("job", help="job file (.toml, or .yaml/.yml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one option; the value is a TOML literal (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one option; the value is a TOML literal (repeatable)",
+    )
     parser.add_argument("--out", default=None, help="output folder to check (default: the job's run.out)")
-
-
-def check_output_dir(path: Path) -> Path:
-    """Raise ``InputError`` if ``path`` could not be created or written; creates nothing."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise InputError(path, f"cannot create output directory: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(path, f"output directory is not writable ({probe})")
-    return path
 
 
 def _bytes(t: torch.Tensor) -> int:
@@ -65,14 +59,18 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
     op_bytes = sum(_bytes(b) for b in op.buffers())
     prior = job.prior
     params = sum(_bytes(p) for p in prior.parameters()) if isinstance(prior, torch.nn.Module) else 0
-    return {"measurements": _bytes(problem.y), "operator (one chunk)": op_bytes,
-            "sampler work (one chunk)": 12 * image + 4 * batch * per_slice_y, "prior parameters": params}
+    return {
+        "measurements": _bytes(problem.y),
+        "operator (one chunk)": op_bytes,
+        "sampler work (one chunk)": 12 * image + 4 * batch * per_slice_y,
+        "prior parameters": params,
+    }
 
 
 def main(args: argparse.Namespace) -> int:
     from operators.testing import check_adjoint
 
-    from .run import prepare_job
+    from .run import check_output_dir, prepare_job
     from .spec import load_spec
 
     spec = load_spec(args.job, args.overrides)
@@ -93,10 +91,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"output    {out} (writable)")
     steps = getattr(job.sampler.sampler, "num_steps", None)
     chunks = -(-problem.num_slices // run.batch_size)
-    print(f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
-          f"{chunks} chunks of <= {run.batch_size}; sampler {spec.sampler.kind} with {steps} steps "
-          f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
-          f"outputs: {', '.join(run.outputs)}")
+    print(
+        f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
+        f"{chunks} chunks of <= {run.batch_size}; sampler {spec.sampler.kind} with {steps} steps "
+        f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
+        f"outputs: {', '.join(run.outputs)}"
+    )
     mem = estimate_memory(job, run.batch_size)
     parts = ", ".join(f"{k} {_human(v)}" for k, v in mem.items())
     print(f"memory    ~{_human(sum(mem.values()))} ({parts}; network activations not included)")

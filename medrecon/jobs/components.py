@@ -4,6 +4,7 @@ Data constructors return a ``Volume``; operator constructors take ``(volume, gen
 ``VolumeProblem``; prior constructors take ``(volume)`` and return a denoiser; sampler constructors return a
 ``SamplerComponent``; baselines are ``recon(y, op) -> x``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +28,8 @@ __all__ = [
     "sampler_entries",
     "baseline_entries",
     "shepp_logan_volume",
+    "heldout_phantom_volume",
+    "hu_to_mu",
 ]
 
 
@@ -45,7 +48,8 @@ def _select_slices(n: int, slices: list[int] | None, path: Path | str) -> list[i
 
 
 def fastmri_data(*, path: str, sha256: str | None = None, slices: list[int] | None = None) -> Volume:
-    """A fastMRI multi-coil HDF5 file (``kspace`` (S, C, H, W); ``reconstruction_rss`` and ``mask`` if present).
+    """A fastMRI multi-coil HDF5 file (``kspace`` (S, C, H, W); ``reconstruction_rss`` and ``mask`` if
+    present).
 
     Args:
         path: the ``.h5`` file (relative paths are taken from the job file's folder).
@@ -57,25 +61,30 @@ def fastmri_data(*, path: str, sha256: str | None = None, slices: list[int] | No
     digest = verify_sha256(path, sha256)
     info = fastmri.read_info(path)
     if not info.multicoil:
-        raise InputError(path, "expected multi-coil k-space (slices, coils, H, W), got single-coil", field="kspace")
+        raise InputError(
+            path, "expected multi-coil k-space (slices, coils, H, W), got single-coil", field="kspace"
+        )
     chosen = _select_slices(info.num_slices, slices, path)
     read = [fastmri.read_slice(path, s) for s in chosen]
     kspace = torch.stack([r.kspace for r in read]).to(torch.complex64)
     reference = torch.stack([r.target for r in read]) if all(r.target is not None for r in read) else None
     mask = read[0].mask
     attrs = {**info.attrs, "recon_size": list(info.recon_size), "slices": chosen}
-    return Volume("mri", Path(path), kspace=kspace, reference=reference, mask=mask, attrs=attrs, sha256=digest)
+    return Volume(
+        "mri", Path(path), kspace=kspace, reference=reference, mask=mask, attrs=attrs, sha256=digest
+    )
 
 
-def nifti_data(*, path: str, sha256: str | None = None, slices: list[int] | None = None,
-               hu: bool = True) -> Volume:
+def nifti_data(
+    *, path: str, sha256: str | None = None, slices: list[int] | None = None, hu: bool = True
+) -> Volume:
     """A CT volume in NIfTI; the measurements are simulated from it by the operator (sparse-view studies).
 
     Args:
         path: the ``.nii``/``.nii.gz`` file; axial slices along the last axis (RAS orientation).
         sha256: expected checksum of the file.
         slices: axial slice indices (default all).
-        hu: the file holds Hounsfield units (converted to linear attenuation relative to water for the prior).
+        hu: the file holds Hounsfield units (converted to attenuation in 1/mm, see ``medrecon.io.hu``).
     """
     from ..io import nifti
 
@@ -87,52 +96,93 @@ def nifti_data(*, path: str, sha256: str | None = None, slices: list[int] | None
     if not np.isfinite(data).all():
         raise InputError(path, "volume contains NaN or Inf values", field="data")
     if hu:
-        from ..io.hu import hu_to_mu
-
-        data = np.asarray(hu_to_mu(data), dtype=np.float32)
+        data = hu_to_mu(data)
     stack = torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, -1, 0)))
     chosen = _select_slices(stack.shape[0], slices, path)
     image = stack[chosen]
-    return Volume("ct", Path(path), image=image, reference=image, affine=vol.affine,
-                  attrs={"hu": hu, "max": float(image.max())}, sha256=digest)
+    return Volume(
+        "ct",
+        Path(path),
+        image=image,
+        reference=image,
+        affine=vol.affine,
+        attrs={"hu": hu, "max": float(image.max())},
+        sha256=digest,
+    )
 
 
 def shepp_logan_volume(size: int, slices: int) -> np.ndarray:
-    """A 3D Shepp-Logan-like phantom ``(size, size, slices)`` in attenuation relative to water (0..~1).
+    """A 3D Shepp-Logan-like phantom ``(slices, size, size)`` in Hounsfield units.
 
-    Recipe: scikit-image's 2D modified Shepp-Logan phantom resized to ``size`` and, at height ``z`` in
-    ``[-0.8, 0.8]``, shrunk by ``sqrt(1 - z^2)`` about the centre (ellipsoidal cross-sections), so neighbouring
-    slices differ smoothly.
+    Recipe: scikit-image's 2D Shepp-Logan phantom resized to ``size``; at height ``z`` in ``[-0.8, 0.8]`` it
+    is
+    shrunk by ``sqrt(1 - z^2)`` about the centre (ellipsoidal cross-sections); intensities ``v`` are mapped to
+    HU
+    piecewise linearly through ``(0, 0.1, 0.2, 0.3, 0.4, 1) -> (0, 20, 40, 60, 80, 1000)`` inside the head and
+    ``-1000`` (air) outside.
     """
     from skimage.data import shepp_logan_phantom
     from skimage.transform import resize
 
     base = shepp_logan_phantom()
-    out = np.zeros((size, size, slices), dtype=np.float32)
+    out = np.full((slices, size, size), -1000.0, dtype=np.float32)
     for k, z in enumerate(np.linspace(-0.8, 0.8, slices)):
         side = max(2, int(round(size * np.sqrt(1 - z * z))) // 2 * 2)
-        img = resize(base, (side, side), order=1, anti_aliasing=True, preserve_range=True)
+        v = resize(base, (side, side), order=1, anti_aliasing=True, preserve_range=True)
+        hu = np.where(
+            v > 1e-3, np.interp(v, [0, 0.1, 0.2, 0.3, 0.4, 1.0], [0, 20, 40, 60, 80, 1000]), -1000.0
+        )
         pad = (size - side) // 2
-        out[pad:pad + side, pad:pad + side, k] = img
+        out[k, pad : pad + side, pad : pad + side] = hu
     return out
 
 
-def ct_phantom_data(*, size: int = 64, slices: int = 4) -> Volume:
-    """A simulated CT phantom volume (``shepp_logan_volume``); written to ``phantom.nii.gz`` in the output folder.
+def heldout_phantom_volume(size: int, slices: int) -> np.ndarray:
+    """``slices`` random anatomy phantoms ``(slices, size, size)`` in HU from the seeds the shipped CT prior
+    never saw in training (``medrecon.priors.datasets.CT_HELDOUT_SEEDS``)."""
+    from ..priors.datasets import CT_HELDOUT_SEEDS, random_ct_phantom
+
+    if slices > len(CT_HELDOUT_SEEDS):
+        raise ConfigError(f"data.slices = {slices}: at most {len(CT_HELDOUT_SEEDS)} held-out phantoms")
+    return np.stack([random_ct_phantom(seed, size) for seed in CT_HELDOUT_SEEDS[:slices]]).astype(np.float32)
+
+
+def ct_phantom_data(
+    *, phantom: Literal["heldout", "shepp_logan"] = "heldout", size: int = 128, slices: int = 4
+) -> Volume:
+    """A simulated CT volume in HU, written to phantom.nii.gz in the output folder (no input file needed).
 
     Args:
+        phantom: ``heldout`` (random anatomy phantoms the shipped CT prior was not trained on) or
+            ``shepp_logan`` (a 3D Shepp-Logan-like head, see ``shepp_logan_volume``).
         size: in-plane pixels.
         slices: axial slices.
     """
     if size < 8 or slices < 1:
         raise ConfigError(f"data.size = {size}, data.slices = {slices}: need size >= 8 and slices >= 1")
-    vol = shepp_logan_volume(size, slices)
-    image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(vol, -1, 0)))
-    return Volume("ct", None, image=image, reference=image, affine=np.eye(4),
-                  attrs={"hu": False, "phantom": "shepp_logan", "max": float(image.max())})
+    hu = heldout_phantom_volume(size, slices) if phantom == "heldout" else shepp_logan_volume(size, slices)
+    image = torch.from_numpy(hu_to_mu(hu))
+    return Volume(
+        "ct",
+        None,
+        image=image,
+        reference=image,
+        affine=np.eye(4),
+        attrs={"hu": True, "phantom": phantom, "max": float(image.max())},
+    )
+
+
+def hu_to_mu(hu: np.ndarray) -> np.ndarray:
+    """Hounsfield units -> linear attenuation in 1/mm (``medrecon.io.hu``: water 0.0192/mm, air 0), float32."""
+    from ..io.hu import hu_to_mu as convert
+
+    return convert(torch.as_tensor(np.asarray(hu, dtype=np.float32))).numpy().astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------- operators
+
+
+ESPIRIT_MIN_LINES = 14  # below this, sigpy's square calibration region under-determines ESPIRiT's kernels
 
 
 def _coil_maps(y: torch.Tensor, method: str, calib_width: int) -> torch.Tensor:
@@ -158,11 +208,14 @@ def multicoil_mri_operator(
     region of the undersampled k-space.
 
     Args:
-        mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``), or ``file`` to use the
+        mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``), or ``file`` to use
+        the
             mask stored with undersampled (test-set) k-space.
         acceleration: undersampling factor R.
         center_fraction: fully sampled centre fraction (fastMRI: 0.08 at 4x, 0.04 at 8x).
-        coil_maps: ``espirit`` (sigpy ESPIRiT) or ``lowres`` (fast low-resolution maps, torch).
+        coil_maps: ``lowres`` (fast low-resolution maps, torch) or ``espirit`` (sigpy ESPIRiT; needs at least
+        14
+            centre lines, e.g. centre fraction 0.11 at 128 columns).
         coils: expected coil count (a file with another count is an error).
     """
     from operators import masks
@@ -173,10 +226,12 @@ def multicoil_mri_operator(
     kspace = volume.kspace
     n_slices, n_coils, h, w = kspace.shape
     if coils is not None and coils != n_coils:
-        raise InputError(path, f"operator expects {coils} coils but the k-space has {n_coils}", field="kspace")
+        raise InputError(
+            path, f"operator expects {coils} coils but the k-space has {n_coils}", field="kspace"
+        )
     if mask == "file":
         if volume.mask is None:
-            raise InputError(path, "operator.mask = \"file\" but the file has no mask dataset", field="mask")
+            raise InputError(path, 'operator.mask = "file" but the file has no mask dataset', field="mask")
         m = volume.mask.reshape(-1) if volume.mask.ndim == 1 or volume.mask.shape[0] == 1 else volume.mask
         if m.shape[-1] != w:
             raise InputError(path, f"mask has {m.shape[-1]} columns, k-space has {w}", field="mask")
@@ -184,11 +239,18 @@ def multicoil_mri_operator(
             raise InputError(path, "the sampling mask is empty (no sampled k-space lines)", field="mask")
         center = int(volume.attrs.get("num_low_frequency", max(2, round(w * center_fraction))))
     else:
-        makers = {"random": masks.random_mask, "equispaced": masks.equispaced_mask,
-                  "equispaced_fraction": masks.equispaced_fraction_mask}
+        makers = {
+            "random": masks.random_mask,
+            "equispaced": masks.equispaced_mask,
+            "equispaced_fraction": masks.equispaced_fraction_mask,
+        }
         try:
-            made = makers[mask](w, int(acceleration) if mask == "equispaced" else acceleration, generator,
-                                center_fraction=center_fraction)
+            made = makers[mask](
+                w,
+                int(acceleration) if mask == "equispaced" else acceleration,
+                generator,
+                center_fraction=center_fraction,
+            )
         except ValueError as err:
             raise ConfigError(f"operator: cannot build a {mask} mask: {err}") from None
         m, center = made.mask, made.center_lines
@@ -197,26 +259,45 @@ def multicoil_mri_operator(
     mask_cols = m.to(torch.bool)
     y = torch.where(mask_cols, kspace, torch.zeros((), dtype=kspace.dtype))
     if center < 2:
-        raise ConfigError(f"operator: only {center} fully sampled centre lines; coil maps need at least 2 "
-                          "(raise operator.center_fraction)")
+        raise ConfigError(
+            f"operator: only {center} fully sampled centre lines; coil maps need at least 2 "
+            "(raise operator.center_fraction)"
+        )
+    if coil_maps == "espirit" and center < ESPIRIT_MIN_LINES:
+        raise ConfigError(
+            f'operator.coil_maps = "espirit" needs at least {ESPIRIT_MIN_LINES} fully sampled centre '
+            f"lines (its 6x6 kernels are calibrated on a square region), this mask has {center}; use "
+            'coil_maps = "lowres" or raise operator.center_fraction'
+        )
     smaps = _coil_maps(y, coil_maps, min(center, h))
     ref = volume.reference
     recon_size = volume.attrs.get("recon_size", (h, w))
-    crop = (int(recon_size[0]), int(recon_size[1])) if ref is None else (int(ref.shape[-2]), int(ref.shape[-1]))
+    crop = (
+        (int(recon_size[0]), int(recon_size[1])) if ref is None else (int(ref.shape[-2]), int(ref.shape[-1]))
+    )
     crop = (min(crop[0], h), min(crop[1], w))
     sampled = float(mask_cols.float().mean())
 
     def operator_for(sl: slice) -> torch.nn.Module:
         return multicoil_mri(smaps[sl], mask_cols)
 
-    info = {"modality": "mri", "slices": n_slices, "coils": n_coils, "matrix": [h, w], "mask": mask,
-            "acceleration_nominal": acceleration, "acceleration": 1.0 / sampled, "center_lines": center,
-            "coil_maps": coil_maps}
+    info = {
+        "modality": "mri",
+        "slices": n_slices,
+        "coils": n_coils,
+        "matrix": [h, w],
+        "mask": mask,
+        "acceleration_nominal": acceleration,
+        "acceleration": 1.0 / sampled,
+        "center_lines": center,
+        "coil_maps": coil_maps,
+    }
     return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=mask_cols, info=info)
 
 
-def _ct_problem(volume: Volume, generator: torch.Generator, op: torch.nn.Module, noise: float,
-                info: dict[str, Any]) -> VolumeProblem:
+def _ct_problem(
+    volume: Volume, generator: torch.Generator, op: torch.nn.Module, noise: float, info: dict[str, Any]
+) -> VolumeProblem:
     image = volume.image
     assert image is not None
     with torch.no_grad():
@@ -224,13 +305,24 @@ def _ct_problem(volume: Volume, generator: torch.Generator, op: torch.nn.Module,
     if noise > 0:
         y = y + noise * y.abs().max() * torch.randn(y.shape, generator=generator, dtype=y.dtype)
     h, w = image.shape[-2:]
-    return VolumeProblem(y, lambda sl: op, (h, w), torch.float32, (h, w), mask=None,
-                         info={"modality": "ct", "slices": int(image.shape[0]), "matrix": [h, w],
-                               "noise": noise, **info})
+    return VolumeProblem(
+        y,
+        lambda sl: op,
+        (h, w),
+        torch.float32,
+        (h, w),
+        mask=None,
+        info={"modality": "ct", "slices": int(image.shape[0]), "matrix": [h, w], "noise": noise, **info},
+    )
 
 
 def parallel_beam_operator(
-    volume: Volume, generator: torch.Generator, *, views: int = 32, arc_deg: float = 180.0, noise: float = 0.0,
+    volume: Volume,
+    generator: torch.Generator,
+    *,
+    views: int = 32,
+    arc_deg: float = 180.0,
+    noise: float = 0.0,
 ) -> VolumeProblem:
     """Sparse-view parallel-beam CT, slice by slice; the sinograms are simulated from the volume.
 
@@ -242,18 +334,27 @@ def parallel_beam_operator(
     from operators import ct, ct_geometry
 
     if volume.image is None:
-        raise ConfigError("operator.kind = \"parallel_beam_ct\" needs a CT image volume (data kind nifti or "
-                          "ct_phantom)")
+        raise ConfigError(
+            'operator.kind = "parallel_beam_ct" needs a CT image volume (data kind nifti or ct_phantom)'
+        )
     if views < 1:
         raise ConfigError(f"operator.views = {views}: need at least one view")
     angles = ct_geometry.sparse_view_angles(views, arc_deg)
     op = ct.parallel_beam(tuple(volume.image.shape[-2:]), angles)
-    return _ct_problem(volume, generator, op, noise, {"geometry": "parallel", "views": views, "arc_deg": arc_deg})
+    return _ct_problem(
+        volume, generator, op, noise, {"geometry": "parallel", "views": views, "arc_deg": arc_deg}
+    )
 
 
 def fan_beam_operator(
-    volume: Volume, generator: torch.Generator, *, views: int = 32, arc_deg: float = 360.0,
-    source_distance: float = 500.0, detector_distance: float = 1000.0, noise: float = 0.0,
+    volume: Volume,
+    generator: torch.Generator,
+    *,
+    views: int = 32,
+    arc_deg: float = 360.0,
+    source_distance: float = 500.0,
+    detector_distance: float = 1000.0,
+    noise: float = 0.0,
 ) -> VolumeProblem:
     """Sparse-view fan-beam CT (equiangular detector), slice by slice; sinograms simulated from the volume.
 
@@ -267,7 +368,9 @@ def fan_beam_operator(
     from operators import ct, ct_geometry
 
     if volume.image is None:
-        raise ConfigError("operator.kind = \"fan_beam_ct\" needs a CT image volume (data kind nifti or ct_phantom)")
+        raise ConfigError(
+            'operator.kind = "fan_beam_ct" needs a CT image volume (data kind nifti or ct_phantom)'
+        )
     angles = ct_geometry.sparse_view_angles(views, arc_deg)
     op = ct.fan_beam(tuple(volume.image.shape[-2:]), angles, source_distance, detector_distance)
     return _ct_problem(volume, generator, op, noise, {"geometry": "fan", "views": views, "arc_deg": arc_deg})
@@ -282,22 +385,19 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
     Args:
         modality: ``auto`` follows the data (``mri`` for k-space, ``ct`` for image volumes).
     """
-    from ..priors import default_prior as shipped
+    from ..priors.checkpoint import default_prior as shipped
 
     return shipped(volume.modality if modality == "auto" else modality)
 
 
-def checkpoint_prior(volume: Volume, *, path: str, sha256: str | None = None) -> Any:
-    """A prior checkpoint (safetensors + JSON config) from ``path``.
+def checkpoint_prior(volume: Volume, *, path: str) -> Any:
+    """A prior checkpoint: a safetensors file with its JSON sidecar (whose weights sha256 is verified).
 
     Args:
-        path: the checkpoint file or folder.
-        sha256: expected checksum of the weights file.
+        path: the sidecar .json, the .safetensors file or a folder holding one pair.
     """
-    from ..priors import load_prior
+    from ..priors.checkpoint import load_prior
 
-    if sha256 is not None:
-        verify_sha256(path, sha256)
     return load_prior(path)
 
 

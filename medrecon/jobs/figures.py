@@ -1,4 +1,5 @@
 """PNG figures of a reconstruction: each method beside the reference, error maps and the sampling pattern."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,11 @@ def save_comparison_figure(
         ax.imshow(img, cmap="gray", vmin=0.0, vmax=vmax)
         label = name
         if metrics and name in metrics:
-            label += "\n" + ", ".join(f"{k.upper()} {v:.3f}" if k == "ssim" else f"{k.upper()} {v:.2f}"
-                                      for k, v in metrics[name].items() if k in ("psnr", "ssim"))
+            label += "\n" + ", ".join(
+                f"{k.upper()} {v:.3f}" if k == "ssim" else f"{k.upper()} {v:.2f}"
+                for k, v in metrics[name].items()
+                if k in ("psnr", "ssim")
+            )
         ax.set_title(label, fontsize=8)
         if reference is not None:
             err = axes[1, col]

@@ -1,4 +1,5 @@
 """``medrecon list [SECTION]``: the registry's data kinds, operators, priors, samplers and baselines."""
+
 from __future__ import annotations
 
 import argparse

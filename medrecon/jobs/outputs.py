@@ -3,13 +3,15 @@
 Files (inside the output folder):
 
 - ``reconstructions/<input name>.h5``: dataset ``reconstruction`` ``(slices, h, w)`` float32, the layout of
-  fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs); ``baselines.h5``: one dataset per
+  fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs); ``baselines.h5``: one dataset
+  per
   baseline.
 - ``reconstruction.nii.gz``: the volume with the input's affine (``nifti``).
 - ``dicom/``: one CT image series, Hounsfield units (``dicom``).
 - ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
 - ``phantom.nii.gz``: the simulated input of ``data.kind = "ct_phantom"``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["write_outputs", "write_reconstruction_h5"]
 
 
-def write_reconstruction_h5(path: Path, datasets: dict[str, np.ndarray], attrs: dict[str, str] | None = None) -> Path:
+def write_reconstruction_h5(
+    path: Path, datasets: dict[str, np.ndarray], attrs: dict[str, str] | None = None
+) -> Path:
     """An HDF5 file with one float32 dataset per entry (``{"reconstruction": (S, h, w)}`` for submissions)."""
     import h5py
 
@@ -43,10 +47,35 @@ def _volume_xyz(stack: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
 
 
-def _to_hu(job: "PreparedJob", stack: np.ndarray) -> np.ndarray:
+def _to_hu(stack: np.ndarray) -> np.ndarray:
+    """Attenuation in 1/mm -> HU (``medrecon.io.hu.mu_to_hu``)."""
+    import torch
+
     from ..io.hu import mu_to_hu
 
-    return np.asarray(mu_to_hu(stack), dtype=np.float32)
+    return mu_to_hu(torch.as_tensor(np.asarray(stack, dtype=np.float32))).numpy().astype(np.float32)
+
+
+def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """``(dz, dy, dx)`` in mm of ``(slices, rows, cols)`` stacks read from NIfTI ``(i=row, j=col, k=slice)``."""
+    norms = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    return float(norms[2]), float(norms[0]), float(norms[1])
+
+
+def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
+    """A new DICOM series in ``folder``, replacing an earlier one only once the new series is complete."""
+    import os
+    import shutil
+
+    from ..io import dicom
+
+    fresh = folder.with_name(f".{folder.name}.new-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    dicom.write_dicom_series(fresh, hu, spacing=_spacing(affine))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(fresh, folder)
+    return folder
 
 
 def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
@@ -59,9 +88,17 @@ def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
     if volume.path is None and volume.image is not None:
         from ..io import nifti
 
-        files.append(nifti.write_nifti(out / "phantom.nii.gz", _volume_xyz(volume.image.numpy()), volume.affine))
+        files.append(
+            nifti.write_nifti(
+                out / "phantom.nii.gz", _volume_xyz(_to_hu(volume.image.numpy())), volume.affine
+            )
+        )
     if "hdf5" in formats:
-        name = volume.path.name if volume.path is not None and volume.path.suffix == ".h5" else "reconstruction.h5"
+        name = (
+            volume.path.name
+            if volume.path is not None and volume.path.suffix == ".h5"
+            else "reconstruction.h5"
+        )
         target = out / "reconstructions" / name
         files.append(write_reconstruction_h5(target, {"reconstruction": result.reconstruction}, attrs))
         if result.baselines:
@@ -70,15 +107,10 @@ def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
     if "nifti" in formats:
         from ..io import nifti
 
-        data = _to_hu(job, result.reconstruction) if ct_hu else result.reconstruction
+        data = _to_hu(result.reconstruction) if ct_hu else result.reconstruction
         files.append(nifti.write_nifti(out / "reconstruction.nii.gz", _volume_xyz(data), volume.affine))
     if "dicom" in formats:
-        from ..io import dicom
-
-        data = _to_hu(job, result.reconstruction) if volume.modality == "ct" else result.reconstruction
-        folder = dicom.write_dicom_series(out / "dicom", data, affine=volume.affine,
-                                          modality="CT" if volume.modality == "ct" else "MR")
-        files.append(Path(folder))
+        files.append(_write_dicom(out / "dicom", _to_hu(result.reconstruction), volume.affine))
     if "png" in formats:
         from .figures import save_comparison_figure
 
@@ -92,8 +124,13 @@ def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
             from ..metrics import psnr, ssim
 
             maxval = float(result.reference.max())
-            slice_metrics = {n: {"psnr": psnr(reference[None], im[None], maxval),
-                                 "ssim": ssim(reference[None], im[None], maxval)} for n, im in images.items()}
+            slice_metrics = {
+                n: {
+                    "psnr": psnr(reference[None], im[None], maxval),
+                    "ssim": ssim(reference[None], im[None], maxval),
+                }
+                for n, im in images.items()
+            }
         title = f"{job.spec.sampler.kind} on slice {mid}" + (f" of {volume.path.name}" if volume.path else "")
         save_comparison_figure(out / "figure.png", images, reference, mask, slice_metrics, title)
         files.append(out / "figure.png")

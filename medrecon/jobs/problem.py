@@ -1,4 +1,5 @@
 """What a data component loads (``Volume``) and what an operator component builds from it (``VolumeProblem``)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,10 @@ class Volume:
     Attributes:
         modality: ``"mri"`` or ``"ct"``.
         path: the file it came from (``None`` when simulated).
-        kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled with ``mask``).
-        image: CT ground-truth slices ``(S, H, W)`` float32, in the volume's units (the measurement is simulated).
+        kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled with
+        ``mask``).
+        image: CT ground-truth slices ``(S, H, W)`` float32, in the volume's units (the measurement is
+        simulated).
         reference: magnitude reference ``(S, h, w)`` for metrics (fastMRI ``reconstruction_rss``), if known.
         mask: the sampling mask stored with undersampled (test-set) k-space, if any.
         affine: 4x4 voxel-to-world matrix (NIfTI/DICOM geometry), if known.
@@ -92,5 +95,7 @@ def verify_sha256(path: str | Path, expected: str | None) -> str:
         raise InputError(path, "file not found")
     actual = sha256_file(path)
     if expected is not None and actual != expected.lower():
-        raise ChecksumError(path, f"sha256 mismatch: expected {expected.lower()}, got {actual}", field="sha256")
+        raise ChecksumError(
+            path, f"sha256 mismatch: expected {expected.lower()}, got {actual}", field="sha256"
+        )
     return actual

@@ -1,10 +1,13 @@
 """One explicit registry of named job components; each constructor's signature is its schema.
 
 A component is a function whose *keyword-only* parameters are the options a job file may set (with their type
-hints and defaults); its positional parameters are the context the job runner passes in (the loaded data, say).
-An unknown or misspelt option is a ``ConfigError`` naming it, the allowed ones and the closest match; a value of
+hints and defaults); its positional parameters are the context the job runner passes in (the loaded data,
+say).
+An unknown or misspelt option is a ``ConfigError`` naming it, the allowed ones and the closest match; a value
+of
 the wrong type is a ``ConfigError`` naming the expected type.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -42,7 +45,8 @@ def _type_name(tp: Any) -> str:
 
 
 def check_value(value: Any, tp: Any, where: str) -> Any:
-    """Return ``value`` converted to ``tp`` (int -> float, list -> tuple) or raise ``ConfigError`` at ``where``.
+    """Return ``value`` converted to ``tp`` (int -> float, list -> tuple) or raise ``ConfigError`` at
+    ``where``.
 
     Supported hints: bool, int, float, str, ``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``.
     """

@@ -1,4 +1,5 @@
 """Plain-text tables for the terminal: metrics per method, planned work."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,6 +19,8 @@ def format_metrics_table(metrics: dict[str, dict[str, float]], timings: dict[str
     lines.append("-" * len(lines[0]))
     for name, m in metrics.items():
         t = seconds.get(name)
-        lines.append(f"{name:<{width}}  {m['psnr']:9.2f}  {m['ssim']:6.4f}  {m['nmse']:7.4f}  "
-                     + (f"{t:8.1f}" if t is not None else f"{'':>8}"))
+        lines.append(
+            f"{name:<{width}}  {m['psnr']:9.2f}  {m['ssim']:6.4f}  {m['nmse']:7.4f}  "
+            + (f"{t:8.1f}" if t is not None else f"{'':>8}")
+        )
     return "\n".join(lines)

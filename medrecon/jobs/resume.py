@@ -1,9 +1,12 @@
 """Per-slice results and sampler checkpoints of an unfinished volume job, kept in ``<out>/.partial/``.
 
-Every finished chunk of slices is saved at once (one file per slice), and the sampler checkpoints its state and
-generator every ``run.checkpoint_every`` steps, so ``--resume`` continues from the last finished slice and the last
+Every finished chunk of slices is saved at once (one file per slice), and the sampler checkpoints its state
+and
+generator every ``run.checkpoint_every`` steps, so ``--resume`` continues from the last finished slice and the
+last
 checkpointed step. The folder records the spec hash: resuming with a different spec is refused.
 """
+
 from __future__ import annotations
 
 import json

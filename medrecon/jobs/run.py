@@ -1,8 +1,10 @@
-"""``run_job``: build a job's components, reconstruct every slice in chunks, scale back, write outputs + record.
+"""``run_job``: build a job's components, reconstruct every slice in chunks, scale back, write outputs +
+record.
 
 Order of work (nothing is written before the inputs have been validated):
 
-1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and the
+1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and
+the
    baselines (all errors here are ``MedreconError`` s; no file is touched).
 2. Check the output folder is writable; start or resume the ``.partial`` folder.
 3. Estimate the intensity scale: ``scale = percentile(|x_init|, p) / prior_max`` where ``x_init`` is a few
@@ -11,9 +13,11 @@ Order of work (nothing is written before the inputs have been validated):
 4. Run the sampler chunk by chunk (``run.batch_size`` slices), saving each finished chunk's slices at once.
 5. Write the outputs atomically, then ``record.json``; remove ``.partial``.
 """
+
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from operators import LinearOperator, cg
+from operators import cg
 
 from .. import __version__
 from ..errors import ConfigError, InputError
@@ -34,7 +38,17 @@ from .resume import PartialRun
 from .sampling import SamplerComponent, sample_chunk
 from .spec import JobSpec
 
-__all__ = ["PreparedJob", "JobResult", "prepare_job", "run_job", "estimate_scale", "chunk_seed", "magnitude"]
+__all__ = [
+    "PreparedJob",
+    "JobResult",
+    "prepare_job",
+    "run_job",
+    "estimate_scale",
+    "chunk_seed",
+    "magnitude",
+    "check_output_dir",
+    "prior_data_max",
+]
 
 SCALE_CG_ITERS = 5
 
@@ -71,8 +85,20 @@ def _device(name: str) -> torch.device:
     except RuntimeError as err:
         raise ConfigError(f"run.device = {name!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"run.device = {name!r}: CUDA is not available on this machine (use \"cpu\")")
+        raise ConfigError(f'run.device = {name!r}: CUDA is not available on this machine (use "cpu")')
     return device
+
+
+def check_output_dir(path: Path) -> Path:
+    """Raise ``InputError`` if ``path`` could not be created or written to; creates nothing."""
+    probe = path.absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(path, f"cannot create the output directory: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(path, f"output directory is not writable ({probe})")
+    return path
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -84,17 +110,26 @@ def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
     """Build and validate every component of ``spec`` without writing anything."""
     device = _device(spec.run.device)
     volume: Volume = registry.get("data", spec.data.kind).build(**spec.data.options)
+    if "dicom" in spec.run.outputs and volume.modality != "ct":
+        raise ConfigError('run.outputs: "dicom" writes CT image series only; use "hdf5" or "nifti" for MRI')
     mask_generator = torch.Generator().manual_seed(spec.run.seed)
     problem: VolumeProblem = registry.get("operator", spec.operator.kind).build(
         volume, mask_generator, **spec.operator.options
     )
     if not bool(torch.isfinite(problem.y).all()):
-        raise InputError(volume.path or spec.data.kind, "measurements contain NaN or Inf values",
-                         field="kspace" if volume.modality == "mri" else "image")
+        raise InputError(
+            volume.path or spec.data.kind,
+            "measurements contain NaN or Inf values",
+            field="kspace" if volume.modality == "mri" else "image",
+        )
     prior = registry.get("prior", spec.prior.kind).build(volume, **spec.prior.options)
+    if isinstance(prior, torch.nn.Module):
+        prior = prior.to(device)
     sampler = registry.get("sampler", spec.sampler.kind).build(**spec.sampler.options)
-    baselines = {name: functools.partial(registry.get("baseline", name).build, **options)
-                 for name, options in spec.baselines.items()}
+    baselines = {
+        name: functools.partial(registry.get("baseline", name).build, **options)
+        for name, options in spec.baselines.items()
+    }
     return PreparedJob(spec, volume, problem, prior, sampler, baselines, device)
 
 
@@ -108,7 +143,15 @@ def prior_data_max(prior: Any) -> float:
 def prior_record(name: str, prior: Any) -> dict[str, Any]:
     """What the run record says about the prior: its name, weights checksum and training facts if known."""
     meta = getattr(prior, "meta", None) or {}
-    keys = ("weights", "weights_sha256", "parameterization", "data_range", "image_size", "modality", "complex")
+    keys = (
+        "weights",
+        "weights_sha256",
+        "parameterization",
+        "data_range",
+        "image_size",
+        "modality",
+        "complex",
+    )
     return {"kind": name, **{k: meta[k] for k in keys if k in meta}}
 
 
@@ -123,7 +166,8 @@ def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
 
 
 def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device) -> dict:
-    """Intensity scale mapping the data into the prior's range; returns ``{"scale", "x_init_percentile", ...}``.
+    """Intensity scale mapping the data into the prior's range; returns ``{"scale", "x_init_percentile",
+    ...}``.
 
     ``x_init`` is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero, per chunk of all slices.
     """
@@ -139,8 +183,13 @@ def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, 
     level = float(np.percentile(torch.cat(values).numpy(), percentile))
     if not np.isfinite(level) or level <= 0:
         raise InputError("measurements", "the data are all zero (cannot estimate an intensity scale)")
-    return {"scale": level / prior_max, "x_init_percentile": level, "percentile": percentile,
-            "prior_max": prior_max, "x_init": f"{SCALE_CG_ITERS} CG iterations on A^H A x = A^H y"}
+    return {
+        "scale": level / prior_max,
+        "x_init_percentile": level,
+        "percentile": percentile,
+        "prior_max": prior_max,
+        "x_init": f"{SCALE_CG_ITERS} CG iterations on A^H A x = A^H y",
+    }
 
 
 def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float | None) -> dict[str, float]:
@@ -148,13 +197,20 @@ def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float 
         return {}
     from ..metrics import nmse, psnr, ssim
 
-    return {"psnr": float(psnr(reference, recon, data_range)), "ssim": float(ssim(reference, recon, data_range)),
-            "nmse": float(nmse(reference, recon))}
+    return {
+        "psnr": float(psnr(reference, recon, data_range)),
+        "ssim": float(ssim(reference, recon, data_range)),
+        "nmse": float(nmse(reference, recon)),
+    }
 
 
 def _versions() -> dict[str, str]:
-    return {"medrecon": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "medrecon": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def run_job(
@@ -185,12 +241,16 @@ def run_job(
     from .outputs import write_outputs
 
     t_start = time.perf_counter()
+    out_dir = check_output_dir(Path(out if out is not None else spec.run.out))
     job = prepared if prepared is not None else prepare_job(spec, registry)
-    out_dir = ensure_writable_dir(Path(out if out is not None else spec.run.out))
+    ensure_writable_dir(out_dir)
     partial = PartialRun(out_dir)
     resumed = partial.start(spec.hash, resume)
     problem, run = job.problem, spec.run
-    scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device)
+    if run.scale is None:
+        scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device)
+    else:
+        scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
     scale = scale_info["scale"]
     t_prepared = time.perf_counter()
 
@@ -202,8 +262,9 @@ def run_job(
     for k, idx in enumerate(chunks):
         if resumed and partial.has_slices(idx):
             images.append(partial.load_slices(idx))
-            chunk_records.append({"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k),
-                                  "reused": True})
+            chunk_records.append(
+                {"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k), "reused": True}
+            )
             bar.update(len(idx))
             continue
         sl = slice(idx.start, idx.stop)
@@ -211,16 +272,29 @@ def run_job(
         y = (problem.y[sl] / scale).to(job.device)
         generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
         x, timing = sample_chunk(
-            job.sampler, job.prior, op, y, run.sigma_y, generator,
+            job.sampler,
+            job.prior,
+            op,
+            y,
+            run.sigma_y,
+            generator,
             checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
-            checkpoint_every=run.checkpoint_every, progress=progress,
+            checkpoint_every=run.checkpoint_every,
+            progress=progress,
             callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
         )
         x = (x * scale).cpu()
         partial.save_slices(idx.start, x)
         images.append(x)
-        chunk_records.append({"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k),
-                              "reused": False, **timing})
+        chunk_records.append(
+            {
+                "chunk": k,
+                "slices": [idx.start, idx.stop],
+                "seed": chunk_seed(run.seed, k),
+                "reused": False,
+                **timing,
+            }
+        )
         bar.update(len(idx))
     bar.close()
     t_sampled = time.perf_counter()
@@ -258,14 +332,21 @@ def run_job(
         "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
         "scale": scale_info,
         "problem": problem.info,
-        "inputs": {"data": {"path": None if job.volume.path is None else str(job.volume.path),
-                            "sha256": job.volume.sha256},
-                   "prior": prior_record(spec.prior.kind, job.prior)},
+        "inputs": {
+            "data": {
+                "path": None if job.volume.path is None else str(job.volume.path),
+                "sha256": job.volume.sha256,
+            },
+            "prior": prior_record(spec.prior.kind, job.prior),
+        },
         "chunks": chunk_records,
         "resumed": resumed,
         "metrics": metrics,
-        "timings": {"prepare_s": t_prepared - t_start, "sampling_s": t_sampled - t_prepared,
-                    "baselines_s": baseline_seconds},
+        "timings": {
+            "prepare_s": t_prepared - t_start,
+            "sampling_s": t_sampled - t_prepared,
+            "baselines_s": baseline_seconds,
+        },
     }
     result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
     result.files = write_outputs(result, job)

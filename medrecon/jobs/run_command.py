@@ -1,4 +1,5 @@
 """``medrecon run JOB [--set section.key=value ...] [--resume] [--out DIR]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,20 @@ The shipped example jobs live in the package (medrecon/configs/*.toml); `medreco
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.add_argument("job", help="job file (.toml, or .yaml/.yml with PyYAML installed)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one option; the value is a TOML literal (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one option; the value is a TOML literal (repeatable)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: the job's run.out)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an unfinished run of the same job in the output folder")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run of the same job in the output folder",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -3,6 +3,7 @@
 Each constructor's keyword-only parameters are the ``[sampler]`` options; it returns a ``SamplerComponent``
 wrapping a ``medrecon.samplers.Sampler``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,17 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["SamplerComponent", "SAMPLERS", "sample_chunk", "dds", "ddim_projection", "dps", "mcg",
-           "score_pc", "red_diff"]
+__all__ = [
+    "SamplerComponent",
+    "SAMPLERS",
+    "sample_chunk",
+    "dds",
+    "ddim_projection",
+    "dps",
+    "mcg",
+    "score_pc",
+    "red_diff",
+]
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,14 @@ def mcg(*, steps: int = 1000, zeta: float = 1.0, eta: float = 1.0) -> SamplerCom
     return _checked("mcg", lambda: samplers.DPS(samplers.vp_linear(steps), zeta=zeta, eta=eta, mcg=True))
 
 
-def score_pc(*, steps: int = 500, snr: float = 0.16, corrector_steps: int = 1,
-             sigma_min: float = 0.01, sigma_max: float = 378.0) -> SamplerComponent:
+def score_pc(
+    *,
+    steps: int = 500,
+    snr: float = 0.16,
+    corrector_steps: int = 1,
+    sigma_min: float = 0.01,
+    sigma_max: float = 378.0,
+) -> SamplerComponent:
     """score-MRI predictor-corrector with a hard projection after every predictor and corrector step.
 
     Args:
@@ -113,14 +129,25 @@ def score_pc(*, steps: int = 500, snr: float = 0.16, corrector_steps: int = 1,
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked("score_pc", lambda: samplers.PredictorCorrector(
-        samplers.log_uniform(steps, sigma_min, sigma_max), snr=snr, corrector_steps=corrector_steps,
-        dc=samplers.Projection()))
+    return _checked(
+        "score_pc",
+        lambda: samplers.PredictorCorrector(
+            samplers.log_uniform(steps, sigma_min, sigma_max),
+            snr=snr,
+            corrector_steps=corrector_steps,
+            dc=samplers.Projection(),
+        ),
+    )
 
 
-def red_diff(*, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
-             weighting: Literal["linear", "sqrt", "square", "log", "constant", "snr"] = "linear",
-             init: Literal["adjoint", "cg"] = "adjoint") -> SamplerComponent:
+def red_diff(
+    *,
+    steps: int = 50,
+    lr: float = 0.1,
+    lam: float = 0.25,
+    weighting: Literal["linear", "sqrt", "square", "log", "constant", "snr"] = "linear",
+    init: Literal["adjoint", "cg"] = "adjoint",
+) -> SamplerComponent:
     """RED-Diff: Adam on the data term plus the denoiser-residual regulariser over a descending noise grid.
 
     Args:
@@ -133,8 +160,9 @@ def red_diff(*, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked("red_diff", lambda: samplers.REDDiff(steps=steps, lr=lr, lam=lam, weighting=weighting,
-                                                         init=init))
+    return _checked(
+        "red_diff", lambda: samplers.REDDiff(steps=steps, lr=lr, lam=lam, weighting=weighting, init=init)
+    )
 
 
 SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
@@ -161,15 +189,28 @@ def sample_chunk(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run one chunk ``y`` ``(b, *range)`` to the end; returns ``x`` ``(b, H, W)`` and its timings.
 
-    ``checkpoint`` is a folder: an existing checkpoint there is resumed (state and generator), and a new one is
+    ``checkpoint`` is a folder: an existing checkpoint there is resumed (state and generator), and a new one
+    is
     written every ``checkpoint_every`` steps.
     """
     from .. import samplers
 
     problem = samplers.InverseProblem(op, y, sigma_y)
     callbacks = [] if callback is None else [lambda state, info: callback(state)]
-    result = samplers.run(component.sampler, problem, prior, generator, progress=progress, callbacks=callbacks,
-                          checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every if checkpoint else 0)
-    timing = {"nfe": result.nfe, "sampler_s": result.seconds, "network_s": result.network_seconds,
-              "step_s": [round(s.seconds, 6) for s in result.steps]}
+    result = samplers.run(
+        component.sampler,
+        problem,
+        prior,
+        generator,
+        progress=progress,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint,
+        checkpoint_every=checkpoint_every if checkpoint else 0,
+    )
+    timing = {
+        "nfe": result.nfe,
+        "sampler_s": result.seconds,
+        "network_s": result.network_seconds,
+        "step_s": [round(s.seconds, 6) for s in result.steps],
+    }
     return result.x, timing

@@ -1,4 +1,5 @@
-"""Job specifications: typed dataclasses loaded from TOML (or YAML) with ``--set section.key=value`` overrides.
+"""Job specifications: typed dataclasses loaded from TOML (or YAML) with ``--set section.key=value``
+overrides.
 
 A job file has five tables::
 
@@ -10,8 +11,11 @@ A job file has five tables::
     [baseline.l1_wavelet]  lamda = 0.005                # optional: options of a baseline in run.baselines
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
-allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` are resolved against the job file.
+allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` and ``[prior]`` are resolved
+against
+the job file's folder.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +35,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ComponentSpec", "RunOptions", "JobSpec", "load_spec", "parse_spec", "parse_override", "OUTPUT_FORMATS"]
+__all__ = [
+    "ComponentSpec",
+    "RunOptions",
+    "JobSpec",
+    "load_spec",
+    "parse_spec",
+    "parse_override",
+    "OUTPUT_FORMATS",
+]
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
 OUTPUT_FORMATS = ("hdf5", "nifti", "dicom", "png")
@@ -54,7 +66,11 @@ class RunOptions:
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         batch_size: slices reconstructed together (one sampler run per chunk).
         sigma_y: measurement noise std given to the sampler, in the prior's units (after intensity scaling).
-        scale_percentile: percentile of ``|x_init|`` mapped to the prior's data maximum.
+        scale: image units per prior unit; ``None`` estimates it from the data (``scale_percentile``). CT
+        volumes
+            in attenuation relative to water (``1 + HU / 1000``) meet the shipped CT prior's unit range (HU
+            window [-1000, 1000] -> [0, 1]) at ``scale = 2``.
+        scale_percentile: percentile of ``|x_init|`` mapped to the prior's data maximum when estimating.
         checkpoint_every: sampler steps between state checkpoints (0: never); used by ``--resume``.
         baselines: classical reconstructions to run beside the sampler (``medrecon list`` names them).
         outputs: files to write: ``hdf5`` (fastMRI-style ``reconstruction``), ``nifti``, ``dicom``, ``png``.
@@ -65,6 +81,7 @@ class RunOptions:
     device: str = "cpu"
     batch_size: int = 4
     sigma_y: float = 0.01
+    scale: float | None = None
     scale_percentile: float = 99.0
     checkpoint_every: int = 10
     baselines: list[str] = field(default_factory=list)
@@ -91,7 +108,9 @@ class JobSpec:
             comp: ComponentSpec = getattr(self, name)
             out[name] = {"kind": comp.kind, **{k: _plain(v) for k, v in comp.options.items()}}
         out["run"] = {k: _plain(v) for k, v in dataclasses.asdict(self.run).items()}
-        out["baseline"] = {name: {k: _plain(v) for k, v in opts.items()} for name, opts in self.baselines.items()}
+        out["baseline"] = {
+            name: {k: _plain(v) for k, v in opts.items()} for name, opts in self.baselines.items()
+        }
         return out
 
     @property
@@ -112,7 +131,8 @@ def _plain(value: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"sampler.steps=20"`` -> ``(["sampler", "steps"], 20)``; the value is a TOML literal, or a bare string.
+    """``"sampler.steps=20"`` -> ``(["sampler", "steps"], 20)``; the value is a TOML literal, or a bare
+    string.
 
     ``run.baselines=["zero_filled"]``, ``operator.mask="random"`` and ``operator.mask=random`` all work.
     """
@@ -138,7 +158,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise InputError(path, "YAML job files need PyYAML (pip install pyyaml); TOML works without it") from None
+            raise InputError(
+                path, "YAML job files need PyYAML (pip install pyyaml); TOML works without it"
+            ) from None
         try:
             table = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
@@ -166,6 +188,8 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
         raise ConfigError(f"run.checkpoint_every = {opts.checkpoint_every}: must be 0 (never) or positive")
     if not 0 < opts.scale_percentile <= 100:
         raise ConfigError(f"run.scale_percentile = {opts.scale_percentile}: must be in (0, 100]")
+    if opts.scale is not None and not opts.scale > 0:
+        raise ConfigError(f"run.scale = {opts.scale}: must be positive")
     if opts.sigma_y < 0:
         raise ConfigError(f"run.sigma_y = {opts.sigma_y}: must be non-negative")
     return opts
@@ -180,7 +204,8 @@ def parse_spec(
 ) -> JobSpec:
     """Validate a job table (as read from TOML) plus ``--set`` overrides into a ``JobSpec``.
 
-    Relative ``path`` options of ``[data]`` are resolved against ``base_dir`` (the job file's folder).
+    Relative ``path`` options of ``[data]`` and ``[prior]`` are resolved against ``base_dir`` (the job file's
+    folder).
     Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped value.
     """
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
@@ -193,7 +218,9 @@ def parse_spec(
     sections = (*COMPONENT_SECTIONS, "run", "baseline")
     for name, value in table.items():
         if name not in sections:
-            raise ConfigError(f"unknown section [{name}]{closest(name, sections)}; allowed: {', '.join(sections)}")
+            raise ConfigError(
+                f"unknown section [{name}]{closest(name, sections)}; allowed: {', '.join(sections)}"
+            )
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}] must be a table, got {value!r}")
     components = {}
@@ -205,7 +232,7 @@ def parse_spec(
         if not isinstance(kind, str):
             raise ConfigError(f"{name}.kind = {kind!r}: expected a name")
         options = registry.get(name, kind).validate(values)
-        if name == "data" and isinstance(options.get("path"), str) and base_dir is not None:
+        if name in ("data", "prior") and isinstance(options.get("path"), str) and base_dir is not None:
             p = Path(options["path"]).expanduser()
             options["path"] = str(p if p.is_absolute() else (base_dir / p).resolve())
         components[name] = ComponentSpec(kind, options)
@@ -213,8 +240,10 @@ def parse_spec(
     tuned = table.get("baseline", {})
     for name in tuned:
         if name not in run.baselines:
-            raise ConfigError(f"[baseline.{name}] is set but {name!r} is not in run.baselines "
-                              f"({', '.join(run.baselines) or 'empty'})")
+            raise ConfigError(
+                f"[baseline.{name}] is set but {name!r} is not in run.baselines "
+                f"({', '.join(run.baselines) or 'empty'})"
+            )
     baselines = {}
     for name in run.baselines:
         options = tuned.get(name, {})
@@ -227,4 +256,6 @@ def parse_spec(
 def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = REGISTRY) -> JobSpec:  # type: ignore[assignment]
     """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) job file, apply ``--set`` overrides, validate."""
     path = Path(path)
-    return parse_spec(_read_file(path), overrides, base_dir=path.resolve().parent, registry=registry, source=path)
+    return parse_spec(
+        _read_file(path), overrides, base_dir=path.resolve().parent, registry=registry, source=path
+    )

@@ -1,4 +1,5 @@
 """Diffusion priors behind one denoiser interface (see ``base.Denoiser``)."""
 from .base import Denoiser, as_sigma, score
+from .gaussian import GaussianDenoiser, GaussianMixtureDenoiser
 
-__all__ = ["Denoiser", "as_sigma", "score"]
+__all__ = ["Denoiser", "GaussianDenoiser", "GaussianMixtureDenoiser", "as_sigma", "score"]

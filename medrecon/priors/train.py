@@ -428,8 +428,12 @@ def train(run: Run) -> dict[str, Any]:
         size = data["image_size"]
         x = heun_sample(wrapped, (tr["n_samples"], size, size), g, steps=tr["sample_steps"],
                         sigma_min=tr["sigma_min"], sigma_max=tr["sigma_max"], dtype=dtype, device=dev)
-        with atomic_write(path) as tmp:
-            save_image_grid(x, str(tmp), vmax=1.2 if modality == "mri" else 1.0, title=f"{name}: step {step}")
+        try:
+            with atomic_write(path) as tmp:
+                save_image_grid(x, str(tmp), vmax=1.2 if modality == "mri" else 1.0, title=f"{name}: step {step}")
+        except ImportError:  # matplotlib is optional on training machines: keep the samples as an array
+            with atomic_write(path.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
+                np.save(f, x.cpu().numpy())
 
     bar = tqdm(total=tr["max_steps"], initial=step, disable=not run.progress, desc=f"train {name}",
                dynamic_ncols=True)

@@ -109,7 +109,9 @@ def run(
             is loaded and the run continues from it, bit-identically on CPU.
         checkpoint_every: save every this many steps (0: never) and after the last step.
     """
-    total = problem.batch if problem is not None else (shape or (0,))[0]
+    if problem is None and shape is None:
+        raise ValueError("an unconditional run needs the sample shape (B, *image)")
+    total = problem.batch if problem is not None else shape[0]
     if total < 1:
         raise ValueError("nothing to sample: empty batch")
     chunk = max_batch or total

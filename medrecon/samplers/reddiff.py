@@ -61,7 +61,8 @@ class REDDiff(Sampler):
         lam: regulariser weight (0.25).
         weighting: one of ``WEIGHTINGS``.
         obs_weight: data-term weight (1).
-        init: ``"adjoint"`` (``mu = A^H y``) or ``"cg"`` (CG pseudo-inverse, ``init_cg_iters`` iterations).
+        init: ``"adjoint"`` (``mu = A^H y``) or ``"cg"`` (CG on ``A^H A mu = A^H y`` from 0: up to ``init_cg_iters``
+            iterations, stopped at relative residual 1e-6).
         betas, adam_eps: Adam constants.
     """
 
@@ -89,7 +90,7 @@ class REDDiff(Sampler):
         problem = self._require(problem)
         aty = problem.adjoint_y
         if self.init_mode == "cg":
-            mu = cg(problem.A.normal, aty, iters=self.init_cg_iters)
+            mu = cg(problem.A.normal, aty, iters=self.init_cg_iters, tol=1e-6)
         else:
             mu = aty.clone()
         zeros = torch.zeros_like(_real(mu))
