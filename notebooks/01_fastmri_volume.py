@@ -14,8 +14,7 @@
 # %% [markdown]
 # # Reconstructing a fastMRI multi-coil volume with DDS
 #
-# This notebook walks through what `medrecon run medrecon/configs/fastmri_dds_4x.toml` does, one piece at a
-# time:
+# This notebook walks through what `medrecon run medrecon/configs/fastmri_dds_4x.toml` does, step by step:
 #
 # 1. read a fastMRI multi-coil HDF5 volume slice by slice,
 # 2. choose a fastMRI sampling mask and undersample the k-space,
@@ -39,7 +38,7 @@ SMOKE = os.environ.get("MEDRECON_SMOKE") == "1"
 MASK = "equispaced"  # fastMRI EquiSpacedMaskFunc; "random" for RandomMaskFunc
 ACCELERATION = 4
 CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
-COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit" (sigpy ESPIRiT)
+COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit" (sigpy; needs >= 14 centre lines)
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
 SIGMA_Y = 0.01  # measurement noise given to DDS, in the prior's units
@@ -214,6 +213,6 @@ plt.show()
 #
 # ```bash
 # medrecon check medrecon/configs/fastmri_dds_4x.toml
-# medrecon run medrecon/configs/fastmri_dds_4x.toml --set data.path="/data/file_brain_AXT2_200_2000019.h5"
-# --out runs/brain
+# medrecon run medrecon/configs/fastmri_dds_4x.toml --out runs/brain \
+#     --set data.path="/data/file_brain_AXT2_200_2000019.h5"
 # ```

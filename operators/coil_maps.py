@@ -91,6 +91,15 @@ def espirit_maps(
             with cupy.cuda.Device(kspace.device.index or 0):
                 ksp = cupy.from_dlpack(kspace.detach().contiguous())
                 maps = EspiritCalib(ksp, device=sp.Device(kspace.device.index or 0), **params).run()
-                return torch.from_dlpack(maps).to(kspace.dtype)
-    maps = EspiritCalib(kspace.detach().cpu().numpy(), **params).run()
-    return torch.from_numpy(maps).to(device=kspace.device, dtype=kspace.dtype)
+                return _nonzero(torch.from_dlpack(maps), calib_width, kernel_width).to(kspace.dtype)
+    maps = torch.from_numpy(EspiritCalib(kspace.detach().cpu().numpy(), **params).run())
+    return _nonzero(maps, calib_width, kernel_width).to(device=kspace.device, dtype=kspace.dtype)
+
+
+def _nonzero(maps: torch.Tensor, calib_width: int, kernel_width: int) -> torch.Tensor:
+    if not bool((maps != 0).any()):
+        raise ValueError(
+            f"ESPIRiT found no sensitivities: a {calib_width}x{calib_width} calibration region is too small for "
+            f"kernel_width={kernel_width}; sample more centre lines, lower kernel_width, or use lowres_maps"
+        )
+    return maps

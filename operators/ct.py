@@ -35,6 +35,7 @@ __all__ = [
     "limited_angle_angles",
     "ParallelBeamGeometry",
     "FanBeamGeometry",
+    "disc_sinogram_parallel",
 ]
 
 

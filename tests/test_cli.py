@@ -1,6 +1,5 @@
 """The ``medrecon`` commands: run / check / list / --help, and every bad input ending in one error line, exit
-code 2
-and no output files."""
+code 2 and no output files."""
 
 from __future__ import annotations
 

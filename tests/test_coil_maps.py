@@ -68,3 +68,10 @@ def test_lowres_maps_on_cuda(undersampled):
         pytest.skip("CUDA not available")
     kspace, _, _ = undersampled
     torch.testing.assert_close(lowres_maps(kspace.cuda(), 12).cpu(), lowres_maps(kspace, 12), rtol=1e-4, atol=1e-5)
+
+
+def test_espirit_maps_too_small_calibration_raises(undersampled):
+    pytest.importorskip("sigpy")
+    kspace, _, _ = undersampled
+    with pytest.raises(ValueError, match="too small"):
+        espirit_maps(kspace[0], calib_width=5, kernel_width=4, max_iter=5)

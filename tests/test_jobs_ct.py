@@ -1,4 +1,4 @@
-"""CT volume jobs: a simulated phantom, sparse-view parallel beam, NIfTI + DICOM + HDF5 outputs, NIfTI input."""
+"""CT volume jobs: simulated phantom, sparse-view parallel beam, NIfTI + DICOM + HDF5 outputs, NIfTI input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""run_job end to end on a tiny multi-coil volume: outputs, record, determinism, kill-and-resume bit-identity."""
+"""run_job end to end on a tiny multi-coil volume: outputs, record, determinism, exact kill-and-resume."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Job specs and the registry: TOML/YAML loading, --set overrides, schema from signatures, clear ConfigErrors."""
+"""Job specs and the registry: TOML/YAML, --set overrides, schema from signatures, clear ConfigErrors."""
 
 from __future__ import annotations
 

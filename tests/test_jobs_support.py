@@ -44,8 +44,7 @@ def smooth_coil_maps(coils: int = COILS, size: int = SIZE) -> torch.Tensor:
 
 def write_tiny_fastmri(path: Path, coils: int = COILS, slices: int = SLICES, size: int = SIZE) -> Path:
     """A fully sampled multi-coil fastMRI file of ``phantom_images`` seen by ``smooth_coil_maps``, with the
-    RSS
-    reference ``reconstruction_rss``."""
+    RSS reference ``reconstruction_rss``."""
     from medrecon.io.fastmri import write_fastmri
     from operators.mri import fft2c, ifft2c
 

@@ -59,3 +59,9 @@ def test_one_signature_and_batching(phantom_problem):
         assert double.shape == (2, *y.shape[-2:]), name
         torch.testing.assert_close(double[:1], single, rtol=1e-3, atol=1e-4)
         torch.testing.assert_close(double[1:], 2 * single, rtol=1e-3, atol=1e-4)
+
+
+def test_l1_wavelet_rejects_a_zero_operator():
+    op = multicoil_mri(torch.zeros(2, 16, 16, dtype=torch.complex64), torch.ones(16, dtype=torch.bool))
+    with pytest.raises(ValueError, match="zero"):
+        l1_wavelet(torch.zeros(1, 2, 16, 16, dtype=torch.complex64), op, iters=2)

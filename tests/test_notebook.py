@@ -1,6 +1,5 @@
 """The fastMRI volume notebook runs end to end in smoke mode (MEDRECON_SMOKE=1), and its .ipynb is the
-stripped
-jupytext rendering of the .py source."""
+stripped jupytext rendering of the .py source."""
 
 from __future__ import annotations
 

@@ -86,6 +86,8 @@ def l1_wavelet(
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     start = torch.randn(rhs.shape, dtype=rhs.dtype, generator=gen).to(rhs.device)
     lipschitz = 1.01 * power_norm(op.normal, start, iters=20, batch_dims=batch_dims)
+    if not bool((lipschitz > 0).all()):
+        raise ValueError("the operator maps some sample to zero (all-zero coil maps or mask?): nothing to fit")
     scale = rhs.abs().flatten(batch_dims).amax(dim=-1) if batch_dims else rhs.abs().amax()
     threshold = (lamda * scale / lipschitz).to(rhs.real.dtype)
     step = (1 / lipschitz).reshape(lipschitz.shape + (1, 1)).to(rhs.real.dtype)

@@ -128,6 +128,8 @@ def _candidates(smaps: torch.Tensor, mask: torch.Tensor, device: torch.device) -
         found[f"deepinv {deepinv.__version__} MultiCoilMRI"] = (physics.A, physics.A_adjoint, dinv_in, dinv_out)
     except ImportError:
         notes.append("deepinv not installed: skipped")
+    except Exception as err:  # a peer's API change must not lose the rest of the table
+        notes.append(f"deepinv MultiCoilMRI could not be built ({type(err).__name__}: {err}): skipped")
     try:
         import mrpro  # noqa: F401
 

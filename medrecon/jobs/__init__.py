@@ -1,6 +1,6 @@
 """Reconstruction jobs: typed specs from TOML/YAML, one registry of named components, ``run_job`` with
-resumable
-volume runs, atomic outputs and a run record. The ``medrecon run | check | list | demo`` commands live here."""
+resumable volume runs, atomic outputs and a run record. The ``medrecon run | check | list | demo`` commands
+live here."""
 
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry

@@ -1,8 +1,7 @@
-"""Classical reconstructions a job can run beside its sampler (``run.baselines = [...]``), with their
-defaults.
+"""Classical reconstructions a job can run beside its sampler (``run.baselines = [...]``).
 
-Each entry is ``recon(y, op) -> x`` on one chunk of slices; the keyword-only parameters (shown by
-``medrecon list``) are the defaults used.
+Each entry is ``recon(y, op, **options) -> x`` on one chunk of slices; its keyword-only parameters are the
+options a ``[baseline.<name>]`` table may set (``medrecon list`` shows them).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """``medrecon check JOB``: validate a job without running it.
 
 Checks the spec against the registry, reads the data files (checksums, shapes, NaNs), builds the operator and
-the
-measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be written,
-and
-prints the planned work and an estimate of the memory it needs. Writes nothing.
+the measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be
+written, and prints the planned work and an estimate of the memory it needs. Writes nothing.
 """
 
 from __future__ import annotations

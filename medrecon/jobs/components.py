@@ -48,8 +48,7 @@ def _select_slices(n: int, slices: list[int] | None, path: Path | str) -> list[i
 
 
 def fastmri_data(*, path: str, sha256: str | None = None, slices: list[int] | None = None) -> Volume:
-    """A fastMRI multi-coil HDF5 file (``kspace`` (S, C, H, W); ``reconstruction_rss`` and ``mask`` if
-    present).
+    """A fastMRI multi-coil HDF5 file: ``kspace`` (S, C, H, W), and ``reconstruction_rss``/``mask`` if stored.
 
     Args:
         path: the ``.h5`` file (relative paths are taken from the job file's folder).
@@ -115,11 +114,9 @@ def shepp_logan_volume(size: int, slices: int) -> np.ndarray:
     """A 3D Shepp-Logan-like phantom ``(slices, size, size)`` in Hounsfield units.
 
     Recipe: scikit-image's 2D Shepp-Logan phantom resized to ``size``; at height ``z`` in ``[-0.8, 0.8]`` it
-    is
-    shrunk by ``sqrt(1 - z^2)`` about the centre (ellipsoidal cross-sections); intensities ``v`` are mapped to
-    HU
-    piecewise linearly through ``(0, 0.1, 0.2, 0.3, 0.4, 1) -> (0, 20, 40, 60, 80, 1000)`` inside the head and
-    ``-1000`` (air) outside.
+    is shrunk by ``sqrt(1 - z^2)`` about the centre (ellipsoidal cross-sections); intensities ``v`` are mapped
+    to HU piecewise linearly through ``(0, 0.1, 0.2, 0.3, 0.4, 1) -> (0, 20, 40, 60, 80, 1000)`` inside the
+    head and ``-1000`` (air) outside.
     """
     from skimage.data import shepp_logan_phantom
     from skimage.transform import resize
@@ -173,7 +170,7 @@ def ct_phantom_data(
 
 
 def hu_to_mu(hu: np.ndarray) -> np.ndarray:
-    """Hounsfield units -> linear attenuation in 1/mm (``medrecon.io.hu``: water 0.0192/mm, air 0), float32."""
+    """HU -> linear attenuation in 1/mm (``medrecon.io.hu``: water 0.0192/mm, air 0), float32."""
     from ..io.hu import hu_to_mu as convert
 
     return convert(torch.as_tensor(np.asarray(hu, dtype=np.float32))).numpy().astype(np.float32)
@@ -186,7 +183,7 @@ ESPIRIT_MIN_LINES = 14  # below this, sigpy's square calibration region under-de
 
 
 def _coil_maps(y: torch.Tensor, method: str, calib_width: int) -> torch.Tensor:
-    """Coil maps ``(S, C, H, W)`` from the fully sampled ``calib_width`` centre columns of undersampled ``y``."""
+    """Coil maps ``(S, C, H, W)`` from the ``calib_width`` fully sampled centre columns of ``y``."""
     from operators import coil_maps
 
     if method == "espirit":
@@ -209,13 +206,11 @@ def multicoil_mri_operator(
 
     Args:
         mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``), or ``file`` to use
-        the
-            mask stored with undersampled (test-set) k-space.
+            the mask stored with undersampled (test-set) k-space.
         acceleration: undersampling factor R.
         center_fraction: fully sampled centre fraction (fastMRI: 0.08 at 4x, 0.04 at 8x).
         coil_maps: ``lowres`` (fast low-resolution maps, torch) or ``espirit`` (sigpy ESPIRiT; needs at least
-        14
-            centre lines, e.g. centre fraction 0.11 at 128 columns).
+            14 centre lines, e.g. centre fraction 0.11 at 128 columns).
         coils: expected coil count (a file with another count is an error).
     """
     from operators import masks

@@ -1,6 +1,5 @@
 """``medrecon demo``: reconstruct the shipped fastMRI-format multi-coil sample at 4x with DDS and the shipped
-MRI
-prior, beside zero-filled, CG-SENSE and L1-wavelet; print a PSNR/SSIM table and write the figure and outputs.
+MRI prior, beside zero-filled, CG-SENSE and L1-wavelet; print a PSNR/SSIM table, write the figure and outputs.
 
 It is the packaged job ``medrecon/configs/fastmri_dds_4x.toml`` run with the options below.
 """

@@ -4,8 +4,7 @@ Files (inside the output folder):
 
 - ``reconstructions/<input name>.h5``: dataset ``reconstruction`` ``(slices, h, w)`` float32, the layout of
   fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs); ``baselines.h5``: one dataset
-  per
-  baseline.
+  per baseline.
 - ``reconstruction.nii.gz``: the volume with the input's affine (``nifti``).
 - ``dicom/``: one CT image series, Hounsfield units (``dicom``).
 - ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
@@ -43,7 +42,7 @@ def write_reconstruction_h5(
 
 
 def _volume_xyz(stack: np.ndarray) -> np.ndarray:
-    """``(S, H, W)`` slices -> ``(H, W, S)`` with axial slices along the last axis (the NIfTI layout read in)."""
+    """``(S, H, W)`` slices -> ``(H, W, S)``: axial slices along the last axis, as read from NIfTI."""
     return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
 
 
@@ -57,7 +56,7 @@ def _to_hu(stack: np.ndarray) -> np.ndarray:
 
 
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
-    """``(dz, dy, dx)`` in mm of ``(slices, rows, cols)`` stacks read from NIfTI ``(i=row, j=col, k=slice)``."""
+    """``(dz, dy, dx)`` in mm of ``(slices, rows, cols)`` stacks of NIfTI ``(i=row, j=col, k=slice)`` data."""
     norms = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
     return float(norms[2]), float(norms[0]), float(norms[1])
 

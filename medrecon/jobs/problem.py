@@ -1,4 +1,5 @@
-"""What a data component loads (``Volume``) and what an operator component builds from it (``VolumeProblem``)."""
+"""What a data component loads (``Volume``) and what an operator component builds from it
+(``VolumeProblem``)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,8 @@ class Volume:
     Attributes:
         modality: ``"mri"`` or ``"ct"``.
         path: the file it came from (``None`` when simulated).
-        kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled with
-        ``mask``).
-        image: CT ground-truth slices ``(S, H, W)`` float32, in the volume's units (the measurement is
-        simulated).
+        kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled: ``mask``).
+        image: CT ground-truth slices ``(S, H, W)`` float32, attenuation in 1/mm (measurements are simulated).
         reference: magnitude reference ``(S, h, w)`` for metrics (fastMRI ``reconstruction_rss``), if known.
         mask: the sampling mask stored with undersampled (test-set) k-space, if any.
         affine: 4x4 voxel-to-world matrix (NIfTI/DICOM geometry), if known.

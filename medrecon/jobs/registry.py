@@ -2,10 +2,8 @@
 
 A component is a function whose *keyword-only* parameters are the options a job file may set (with their type
 hints and defaults); its positional parameters are the context the job runner passes in (the loaded data,
-say).
-An unknown or misspelt option is a ``ConfigError`` naming it, the allowed ones and the closest match; a value
-of
-the wrong type is a ``ConfigError`` naming the expected type.
+say). An unknown or misspelt option is a ``ConfigError`` naming it, the allowed ones and the closest match; a
+value of the wrong type is a ``ConfigError`` naming the expected type.
 """
 
 from __future__ import annotations
@@ -45,8 +43,7 @@ def _type_name(tp: Any) -> str:
 
 
 def check_value(value: Any, tp: Any, where: str) -> Any:
-    """Return ``value`` converted to ``tp`` (int -> float, list -> tuple) or raise ``ConfigError`` at
-    ``where``.
+    """``value`` converted to ``tp`` (int -> float, list -> tuple); else ``ConfigError`` naming ``where``.
 
     Supported hints: bool, int, float, str, ``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``.
     """
@@ -134,14 +131,15 @@ class Component:
         }
 
     def validate(self, values: dict[str, Any]) -> dict[str, Any]:
-        """``values`` type-checked, with every default filled in; raises ``ConfigError`` naming the bad key."""
+        """``values`` type-checked, defaults filled in; ``ConfigError`` naming the bad key."""
         options = self.options
         where = f"[{self.section}] kind = {self.name!r}"
         for key in values:
             if key not in options:
                 allowed = ", ".join(options) or "none"
                 raise ConfigError(
-                    f"unknown key {self.section}.{key} for {where}{closest(key, options)}; allowed keys: {allowed}"
+                    f"unknown key {self.section}.{key} for {where}{closest(key, options)}; "
+                    f"allowed keys: {allowed}"
                 )
         resolved: dict[str, Any] = {}
         for name, opt in options.items():

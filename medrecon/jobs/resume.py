@@ -1,10 +1,8 @@
 """Per-slice results and sampler checkpoints of an unfinished volume job, kept in ``<out>/.partial/``.
 
 Every finished chunk of slices is saved at once (one file per slice), and the sampler checkpoints its state
-and
-generator every ``run.checkpoint_every`` steps, so ``--resume`` continues from the last finished slice and the
-last
-checkpointed step. The folder records the spec hash: resuming with a different spec is refused.
+and generator every ``run.checkpoint_every`` steps, so ``--resume`` continues from the last finished slice and
+the last checkpointed step. The folder records the spec hash: resuming with a different spec is refused.
 """
 
 from __future__ import annotations
@@ -38,8 +36,9 @@ class PartialRun:
             recorded = json.loads(marker.read_text())["spec_hash"]
             if recorded != spec_hash:
                 raise ConfigError(
-                    f"{self.root.parent} holds an unfinished run of a different job (spec hash {recorded[:12]}, "
-                    f"this job {spec_hash[:12]}); rerun without --resume or choose another --out"
+                    f"{self.root.parent} holds an unfinished run of a different job (spec hash "
+                    f"{recorded[:12]}, this job {spec_hash[:12]}); rerun without --resume or choose another "
+                    "--out"
                 )
             return True
         if self.root.exists():

@@ -1,11 +1,9 @@
-"""``run_job``: build a job's components, reconstruct every slice in chunks, scale back, write outputs +
-record.
+"""``run_job``: build a job, reconstruct every slice in chunks, scale back, write the outputs and a record.
 
 Order of work (nothing is written before the inputs have been validated):
 
 1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and
-the
-   baselines (all errors here are ``MedreconError`` s; no file is touched).
+   the baselines (all errors here are ``MedreconError`` s; no file is touched).
 2. Check the output folder is writable; start or resume the ``.partial`` folder.
 3. Estimate the intensity scale: ``scale = percentile(|x_init|, p) / prior_max`` where ``x_init`` is a few
    conjugate-gradient iterations on ``A^H A x = A^H y`` (for MRI the first iterate is the zero-filled image).
@@ -68,7 +66,7 @@ class PreparedJob:
 
 @dataclass
 class JobResult:
-    """What ``run_job`` returns: the reconstructions (scaled back, cropped magnitudes for MRI) and the record."""
+    """What ``run_job`` returns: reconstructions (scaled back; cropped magnitudes for MRI) and the record."""
 
     out: Path
     reconstruction: np.ndarray
@@ -156,7 +154,7 @@ def prior_record(name: str, prior: Any) -> dict[str, Any]:
 
 
 def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
-    """``|images|`` centre-cropped to ``crop`` as float32 numpy ``(S, h, w)`` (real images keep their sign)."""
+    """``|images|`` centre-cropped to ``crop``, float32 numpy ``(S, h, w)`` (real images keep their sign)."""
     h, w = crop
     H, W = images.shape[-2:]
     top, left = (H - h) // 2, (W - w) // 2
@@ -166,8 +164,7 @@ def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
 
 
 def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device) -> dict:
-    """Intensity scale mapping the data into the prior's range; returns ``{"scale", "x_init_percentile",
-    ...}``.
+    """Intensity scale mapping the data into the prior's range; returns ``{"scale": ..., ...}``.
 
     ``x_init`` is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero, per chunk of all slices.
     """

@@ -190,8 +190,7 @@ def sample_chunk(
     """Run one chunk ``y`` ``(b, *range)`` to the end; returns ``x`` ``(b, H, W)`` and its timings.
 
     ``checkpoint`` is a folder: an existing checkpoint there is resumed (state and generator), and a new one
-    is
-    written every ``checkpoint_every`` steps.
+    is written every ``checkpoint_every`` steps.
     """
     from .. import samplers
 

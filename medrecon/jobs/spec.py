@@ -1,5 +1,4 @@
-"""Job specifications: typed dataclasses loaded from TOML (or YAML) with ``--set section.key=value``
-overrides.
+"""Job specifications: typed dataclasses from TOML (or YAML) plus ``--set section.key=value`` overrides.
 
 A job file has five tables::
 
@@ -12,8 +11,7 @@ A job file has five tables::
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
 allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` and ``[prior]`` are resolved
-against
-the job file's folder.
+against the job file's folder.
 """
 
 from __future__ import annotations
@@ -62,14 +60,13 @@ class RunOptions:
     """The ``[run]`` table.
 
     Attributes:
-        seed: seeds every generator (mask, noise, sampler); slice chunk ``k`` uses ``seed + k``.
+        seed: seeds every generator: the mask, and one sampler generator per chunk of slices (``chunk_seed``).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         batch_size: slices reconstructed together (one sampler run per chunk).
         sigma_y: measurement noise std given to the sampler, in the prior's units (after intensity scaling).
         scale: image units per prior unit; ``None`` estimates it from the data (``scale_percentile``). CT
-        volumes
-            in attenuation relative to water (``1 + HU / 1000``) meet the shipped CT prior's unit range (HU
-            window [-1000, 1000] -> [0, 1]) at ``scale = 2``.
+            volumes in attenuation (1/mm, water 0.0192) meet the shipped CT prior's range (HU window
+            [-1000, 1000] -> [0, 1]) at ``scale = 0.0384``.
         scale_percentile: percentile of ``|x_init|`` mapped to the prior's data maximum when estimating.
         checkpoint_every: sampler steps between state checkpoints (0: never); used by ``--resume``.
         baselines: classical reconstructions to run beside the sampler (``medrecon list`` names them).
@@ -91,7 +88,7 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A validated job: four components, the run options and the file it came from (``None`` if built in code)."""
+    """A validated job: four components, the run options, baseline options and the file it came from."""
 
     data: ComponentSpec
     operator: ComponentSpec
@@ -131,8 +128,7 @@ def _plain(value: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"sampler.steps=20"`` -> ``(["sampler", "steps"], 20)``; the value is a TOML literal, or a bare
-    string.
+    """``"sampler.steps=20"`` -> ``(["sampler", "steps"], 20)``; the value is a TOML literal or a bare word.
 
     ``run.baselines=["zero_filled"]``, ``operator.mask="random"`` and ``operator.mask=random`` all work.
     """
@@ -205,8 +201,8 @@ def parse_spec(
     """Validate a job table (as read from TOML) plus ``--set`` overrides into a ``JobSpec``.
 
     Relative ``path`` options of ``[data]`` and ``[prior]`` are resolved against ``base_dir`` (the job file's
-    folder).
-    Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped value.
+    folder). Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped
+    value.
     """
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
     for text in overrides:

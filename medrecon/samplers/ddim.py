@@ -66,11 +66,18 @@ class DDIM(Sampler):
 
 
 def dds(
-    steps: int = 50, eta: float = 0.85, cg_iters: int = 5, gamma: float = 1.0, tol: float | None = None
+    steps: int = 50,
+    eta: float = 0.85,
+    cg_iters: int = 5,
+    gamma: float = 1.0,
+    tol: float | None = None,
+    sigmas: torch.Tensor | None = None,
 ) -> DDIM:
-    """DDS with its published defaults: VP linear grid of ``steps`` points, DDS noise ``eta``, ``cg_iters`` CG
-    iterations on ``(A^H A + gamma I) x = A^H y + gamma x0_hat`` (``gamma = 0``: noiseless normal equations)."""
-    return DDIM(vp_linear(steps), eta=eta, noise="dds", dc=KrylovCG(cg_iters, gamma, tol))
+    """DDS with its published defaults: VP linear grid of ``steps`` points (or the given ``sigmas``), DDS noise
+    ``eta``, ``cg_iters`` CG iterations on ``(A^H A + gamma I) x = A^H y + gamma x0_hat`` (``gamma = 0``: the
+    noiseless normal equations, early stopping as the regulariser)."""
+    grid = vp_linear(steps) if sigmas is None else sigmas
+    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, gamma, tol))
 
 
 def ddim_projection(steps: int = 50, eta: float = 0.85, iters: int = 20, tol: float | None = 1e-6) -> DDIM:
