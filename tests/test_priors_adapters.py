@@ -10,8 +10,15 @@ from medrecon.priors.adapters import (AddChannel, ComplexAsChannels, EDMDenoiser
 from medrecon.priors.base import Denoiser, score
 from medrecon.priors.wiener import FourierWienerDenoiser
 
-torch.set_default_dtype(torch.float64)
 AB = linear_alphas_cumprod(50, 1e-3, 0.2)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _ab_of_t(t: torch.Tensor) -> torch.Tensor:

@@ -283,7 +283,7 @@ def multicoil_mri_operator(
         "matrix": [h, w],
         "mask": mask,
         "acceleration_nominal": acceleration,
-        "acceleration": 1.0 / sampled,
+        "acceleration": round(1.0 / sampled, 3),
         "center_lines": center,
         "coil_maps": coil_maps,
     }

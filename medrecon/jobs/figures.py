@@ -37,7 +37,7 @@ def save_comparison_figure(
     columns = ([("reference", reference)] if reference is not None else []) + list(images.items())
     ncols = len(columns) + (1 if mask is not None else 0)
     nrows = 2 if reference is not None else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.0 * nrows), squeeze=False)
     vmax = float(np.percentile(reference if reference is not None else next(iter(images.values())), 99.5))
     for col, (name, img) in enumerate(columns):
         ax = axes[0, col]
@@ -56,7 +56,7 @@ def save_comparison_figure(
                 err.axis("off")
             else:
                 err.imshow(np.abs(img - reference), cmap="magma", vmin=0.0, vmax=0.2 * vmax)
-                err.set_title(f"|error| {name}", fontsize=8)
+                err.set_xlabel(f"|error| {name}", fontsize=8)
     if mask is not None:
         ax = axes[0, ncols - 1]
         shown = np.broadcast_to(mask, (mask.shape[-1], mask.shape[-1])) if mask.ndim == 1 else mask

@@ -354,6 +354,7 @@ def train(run: Run) -> dict[str, Any]:
     from tqdm import tqdm
 
     cfg, dev = run.cfg, run.device
+    run.out.mkdir(parents=True, exist_ok=True)
     name, modality = cfg[""]["name"], cfg[""]["modality"]
     tr, data = cfg["train"], cfg["data"]
     arr, data_sha = load_training_array(data, modality)
@@ -488,13 +489,14 @@ def train(run: Run) -> dict[str, Any]:
             if psnr is not None:
                 bar.write(f"step {step}: held-out denoising PSNR " +
                           ", ".join(f"s={s:g}: {v:.2f} dB" for s, v in psnr.items()))
-        if tr["sample_every"] and step % tr["sample_every"] == 0:
+        if tr["sample_every"] and tr["n_samples"] > 0 and step % tr["sample_every"] == 0:
             sample_grid(run.out / f"samples_step{step:07d}.png")
     bar.close()
     save_state()
     if psnr is None or not (tr["validate_every"] and step % tr["validate_every"] == 0):
         psnr = validate()
-    sample_grid(run.out / "samples.png")
+    if tr["n_samples"] > 0:
+        sample_grid(run.out / "samples.png")
     versions = _versions()
     meta = {
         "architecture": {"name": "monai.DiffusionModelUNet", "config": ema.config, "parameters": n_params},
