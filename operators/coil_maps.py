@@ -11,7 +11,7 @@ import torch
 
 from .mri import ifft2c
 
-__all__ = ["espirit_maps", "lowres_maps", "calibration_window"]
+__all__ = ["calibration_window", "espirit_maps", "lowres_maps"]
 
 
 def _check_calib(kspace: torch.Tensor, calib_width: int) -> None:
@@ -80,8 +80,8 @@ def espirit_maps(
         return torch.stack([espirit_maps(k, calib_width, thresh, kernel_width, crop, max_iter) for k in kspace])
     if kspace.ndim != 3:
         raise ValueError(f"k-space must be (C, H, W) or (B, C, H, W), got shape {tuple(kspace.shape)}")
-    params = dict(calib_width=calib_width, thresh=thresh, kernel_width=kernel_width, crop=crop, max_iter=max_iter,
-                  show_pbar=False)
+    params = {"calib_width": calib_width, "thresh": thresh, "kernel_width": kernel_width, "crop": crop,
+              "max_iter": max_iter, "show_pbar": False}
     if kspace.is_cuda:
         try:
             import cupy

@@ -20,10 +20,10 @@ __all__ = [
     "Mask",
     "acceleration",
     "default_center_fraction",
-    "random_mask",
-    "equispaced_mask",
     "equispaced_fraction_mask",
+    "equispaced_mask",
     "poisson_disc_mask",
+    "random_mask",
     "variable_density_mask",
 ]
 
@@ -63,7 +63,7 @@ def _seed(generator: torch.Generator) -> int:
 
 
 def _center(num_cols: int, center_fraction: float) -> tuple[torch.Tensor, int]:
-    num_low = int(round(num_cols * center_fraction))
+    num_low = round(num_cols * center_fraction)
     mask = torch.zeros(num_cols, dtype=torch.bool)
     pad = (num_cols - num_low + 1) // 2
     mask[pad : pad + num_low] = True
@@ -129,7 +129,7 @@ def equispaced_fraction_mask(
     mask, num_low = _center(num_cols, frac)
     spacing = accel * (num_low - num_cols) / (num_low * accel - num_cols)
     if offset is None:
-        offset = int(torch.randint(0, max(int(round(spacing)), 1), (1,), generator=generator))
+        offset = int(torch.randint(0, max(round(spacing), 1), (1,), generator=generator))
     samples = np.around(np.arange(offset, num_cols - 1, spacing)).astype(np.int64)
     mask[torch.from_numpy(samples)] = True
     return _finish(mask, num_low)
@@ -163,7 +163,7 @@ def variable_density_mask(
     replacement with density ``exp(-r^2 / (2 sigma^2))`` (``r`` in units of the half-width), so that exactly
     ``round(H W / accel)`` entries are sampled."""
     h, w = shape
-    total = int(round(h * w / accel))
+    total = round(h * w / accel)
     mask = torch.zeros(h, w, dtype=torch.bool)
     r0, c0 = (h - calib + 1) // 2, (w - calib + 1) // 2
     mask[r0 : r0 + calib, c0 : c0 + calib] = True

@@ -11,7 +11,7 @@ import torch
 
 from .base import Composition, LinearOperator
 
-__all__ = ["FFT2c", "Coils", "Subsample", "MultiCoilMRI", "multicoil_mri", "fft2c", "ifft2c"]
+__all__ = ["Coils", "FFT2c", "MultiCoilMRI", "Subsample", "fft2c", "ifft2c", "multicoil_mri"]
 
 _DIMS = (-2, -1)
 
@@ -109,7 +109,9 @@ class MultiCoilMRI(Composition):
     the coil maps once leaves one plain ``fft2`` per coil and a roll of the (coil-free) image, so a forward-adjoint
     pair costs what an unshifted FFT pair costs. Results are the centred orthonormal transform exactly (up to
     floating-point rounding). With a column mask ``(W,)`` the normal operator skips the FFT along ``H`` (it
-    commutes with the mask). Odd sizes fall back to the generic composition.
+    commutes with the mask). Odd sizes fall back to the generic composition. The coil maps are folded once, at
+    construction: to change them build a new operator (e.g. ``A.replace(2, Coils(new_maps))``) rather than
+    editing ``A.coils.smaps`` in place.
     """
 
     def __init__(self, subsample: Subsample, fft: FFT2c, coils: Coils):

@@ -167,6 +167,13 @@ def test_nan_in_kspace(files, capsys, tmp_path):
     fail(capsys, ["run", str(job)], out, str(data), "kspace[1]", "NaN")
 
 
+def test_all_zero_kspace(files, capsys):
+    data, job, out = files
+    with h5py.File(data, "a") as hf:
+        hf["kspace"][...] = 0
+    fail(capsys, ["run", str(job)], out, str(data), "all zero")
+
+
 def test_empty_mask(files, capsys):
     data, job, out = files
     with h5py.File(data, "a") as hf:

@@ -114,7 +114,7 @@ def test_missing_required_key_and_kind():
         parse_spec({k: v for k, v in BASE.items() if k != "sampler"})
 
 
-def test_relative_data_path_resolves_against_the_job_file(tmp_path):
+def test_relative_data_path_resolves_against_the_job_file(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
     job = tmp_path / "sub" / "job.toml"
     job.write_text(
@@ -131,6 +131,8 @@ def test_relative_data_path_resolves_against_the_job_file(tmp_path):
         """)
     )
     assert load_spec(job).data.options["path"] == str(tmp_path / "vol.h5")
+    monkeypatch.chdir(tmp_path / "sub")
+    assert load_spec(job, ["data.path=here.h5"]).data.options["path"] == str(tmp_path / "sub" / "here.h5")
 
 
 def test_yaml_and_toml_give_the_same_spec(tmp_path):

@@ -124,9 +124,9 @@ def test_subsampled_kspace_has_positive_zeros(seed, kind):
     assert not torch.signbit(dropped.real).any() and not torch.signbit(dropped.imag).any()
 
 
-@pytest.mark.parametrize("bad", [dict(accel=1), dict(center_fraction=0.5)])
+@pytest.mark.parametrize("bad", [{"accel": 1}, {"center_fraction": 0.5}])
 def test_rejects_impossible_settings(bad):
-    args = dict(num_cols=64, accel=4, generator=_gen(0)) | bad
+    args = {"num_cols": 64, "accel": 4, "generator": _gen(0)} | bad
     with pytest.raises(ValueError):
         random_mask(**args)
 

@@ -65,3 +65,18 @@ def test_l1_wavelet_rejects_a_zero_operator():
     op = multicoil_mri(torch.zeros(2, 16, 16, dtype=torch.complex64), torch.ones(16, dtype=torch.bool))
     with pytest.raises(ValueError, match="zero"):
         l1_wavelet(torch.zeros(1, 2, 16, 16, dtype=torch.complex64), op, iters=2)
+
+
+def test_cg_sense_with_estimated_maps_on_shipped_sample():
+    pytest.importorskip("h5py")
+    from medrecon.io.fastmri import read_slice
+    from medrecon.io.make_sample import SAMPLE_PATH
+    from operators.coil_maps import lowres_maps
+
+    sample = read_slice(SAMPLE_PATH, 1)
+    mask = equispaced_fraction_mask(128, 4, torch.Generator().manual_seed(0), center_fraction=0.16)
+    y = torch.where(mask.mask, sample.kspace, torch.zeros((), dtype=torch.complex64))[None]
+    op = multicoil_mri(lowres_maps(y, mask.center_lines), mask.mask)
+    truth = sample.target[None]
+    maxval = sample.info.attrs["max"]
+    assert psnr(truth, cg_sense(y, op), maxval) > psnr(truth, rss_zero_filled(y), maxval) + 3

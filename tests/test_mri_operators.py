@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from operators import Composition
-from operators.mri import FFT2c, Coils, MultiCoilMRI, Subsample, fft2c, ifft2c, multicoil_mri
+from operators.mri import Coils, FFT2c, MultiCoilMRI, Subsample, fft2c, ifft2c, multicoil_mri
 from tests.contract import assert_operator_contract
 
 
@@ -130,3 +130,14 @@ def test_cuda_matches_cpu():
     op_gpu = op.to("cuda")
     torch.testing.assert_close(op_gpu(x.cuda()).cpu(), forward, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(op_gpu.normal(x.cuda()).cpu(), normal, rtol=1e-5, atol=1e-5)
+
+
+def test_bench_operators_quick_writes_table(tmp_path, capsys):
+    from medrecon.bench.cli import suite_parser
+
+    out = tmp_path / "ops.md"
+    args = suite_parser("operators").parse_args(["--quick", "--threads", "1", "--out", str(out)])
+    assert args._suite_main(args) == 0
+    table = out.read_text()
+    assert "| medrecon multicoil_mri |" in table and "ratio to floor" in table
+    assert table.strip() == capsys.readouterr().out.strip()

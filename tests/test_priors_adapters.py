@@ -4,9 +4,18 @@ import math
 import pytest
 import torch
 
-from medrecon.priors.adapters import (AddChannel, ComplexAsChannels, EDMDenoiser, SliceWise, VEDenoiser,
-                                      VPDenoiser, channels_to_complex, complex_to_channels,
-                                      linear_alphas_cumprod, vp_sigmas)
+from medrecon.priors.adapters import (
+    AddChannel,
+    ComplexAsChannels,
+    EDMDenoiser,
+    SliceWise,
+    VEDenoiser,
+    VPDenoiser,
+    channels_to_complex,
+    complex_to_channels,
+    linear_alphas_cumprod,
+    vp_sigmas,
+)
 from medrecon.priors.base import Denoiser, score
 from medrecon.priors.wiener import FourierWienerDenoiser
 

@@ -8,6 +8,7 @@ import torch
 from medrecon.cli import main as cli_main
 from medrecon.errors import ConfigError
 from medrecon.priors import train as train_mod
+from medrecon.priors import train_config, train_data
 from medrecon.priors.checkpoint import load_prior
 
 pytest.importorskip("monai")
@@ -20,7 +21,7 @@ def _write_config(tmp: Path, modality: str = "mri", heldout: bool = False, **tra
     np.save(tmp / "held.npy", imgs[:2] / imgs.max())
     train = {"batch_size": 3, "max_steps": 4, "warmup_steps": 2, "checkpoint_every": 2, "validate_every": 0,
              "log_every": 1, "sample_steps": 2, "n_samples": 0, "val_sigmas": [0.1, 1.0], **train_overrides}
-    lines = [f'name = "tiny"', f'modality = "{modality}"', "[data]", 'source = "npy"',
+    lines = ['name = "tiny"', f'modality = "{modality}"', "[data]", 'source = "npy"',
              f'path = "{tmp / "train.npy"}"', f'heldout = "{tmp / "held.npy"}"' if heldout else "",
              "image_size = 16",
              "[model]", "channels = [8, 8]", "num_res_blocks = 1", "attention_levels = [false, false]",
@@ -32,7 +33,7 @@ def _write_config(tmp: Path, modality: str = "mri", heldout: bool = False, **tra
 
 
 def _run(cfg: Path, out: Path, **kw) -> dict:
-    conf = train_mod.load_config(cfg)
+    conf = train_config.load_config(cfg)
     conf["train"].update(kw)
     return train_mod.train(train_mod.Run(cfg=conf, out=out, device=torch.device("cpu"), progress=False,
                                          command="test"))
@@ -43,19 +44,19 @@ def test_unknown_keys_and_bad_values_are_refused(tmp_path):
     text = cfg.read_text()
     (tmp_path / "a.toml").write_text(text.replace("[train]", "[train]\nlearning_rate = 1e-3"))
     with pytest.raises(ConfigError, match=r"train\.learning_rate.*allowed keys.*'lr'"):
-        train_mod.load_config(tmp_path / "a.toml")
+        train_config.load_config(tmp_path / "a.toml")
     (tmp_path / "b.toml").write_text("colour = 1\n" + text)
     with pytest.raises(ConfigError, match=r"unknown key 'colour'.*modality"):
-        train_mod.load_config(tmp_path / "b.toml")
+        train_config.load_config(tmp_path / "b.toml")
     (tmp_path / "c.toml").write_text(text + "[optim]\nlr = 1\n")
     with pytest.raises(ConfigError, match=r"unknown section \[optim\]"):
-        train_mod.load_config(tmp_path / "c.toml")
+        train_config.load_config(tmp_path / "c.toml")
     (tmp_path / "d.toml").write_text(text.replace('modality = "mri"', 'modality = "pet"'))
     with pytest.raises(ConfigError, match=r"modality = 'pet' is not one of"):
-        train_mod.load_config(tmp_path / "d.toml")
+        train_config.load_config(tmp_path / "d.toml")
     (tmp_path / "e.toml").write_text(text.replace("batch_size = 3", 'batch_size = "3"'))
     with pytest.raises(ConfigError, match=r"train\.batch_size: expected int"):
-        train_mod.load_config(tmp_path / "e.toml")
+        train_config.load_config(tmp_path / "e.toml")
 
 
 def test_training_resumes_after_a_kill_to_the_same_state(tmp_path, monkeypatch):
@@ -127,9 +128,23 @@ def test_cli_reports_a_missing_config_as_one_error_line(tmp_path, capsys):
 def test_augment_shapes_and_ranges():
     g = torch.Generator().manual_seed(0)
     mag = torch.rand(4, 16, 16)
-    mri = train_mod.augment(mag, "mri", g)
+    mri = train_data.augment(mag, "mri", g)
     assert mri.shape == (4, 2, 16, 16)
-    ct = train_mod.augment(mag, "ct", g)
+    ct = train_data.augment(mag, "ct", g)
     assert ct.shape == (4, 1, 16, 16) and ct.min() >= 0 and ct.max() <= 1
-    phase_only = train_mod.augment(mag, "mri", g, enabled=False)
+    phase_only = train_data.augment(mag, "mri", g, enabled=False)
     torch.testing.assert_close(phase_only.pow(2).sum(1).sqrt(), mag, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_tiny_training_on_cuda_in_bf16(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cfg = _write_config(tmp_path, "mri", heldout=True, max_steps=3, validate_every=3)
+    conf = train_config.load_config(cfg)
+    summary = train_mod.train(train_mod.Run(cfg=conf, out=tmp_path / "gpu", device=torch.device("cuda"),
+                                            progress=False, command="test"))
+    prior = load_prior(tmp_path / "gpu", device="cuda")
+    assert summary["steps"] == 3 and prior.meta["training"]["precision"] == "bf16"
+    z = torch.randn(2, 16, 16, dtype=torch.complex64, device="cuda")
+    assert prior(z, 0.5).shape == z.shape

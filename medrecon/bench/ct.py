@@ -2,11 +2,13 @@
 
 Cases: a 2D image and a slice stack, for a full geometry (256 x 256, 180 views over [0, 180), 363 cells) and an
 8-view sparse one; then medrecon's per-slice time as the stack grows. Repeats are interleaved across methods;
-times are medians of forward+adjoint of one call (per slice for stacks: call time / slices). The adjoint error is
-``|<A x, y> - <x, A^T y>| / max(|<A x, y>|, |<x, A^T y>|)`` for standard normal ``x, y``, where ``A x`` and
-``A^T y`` are computed in each library's own precision (float32 for medrecon, astra and deepinv, float64 for
-scikit-image) and the two inner products are accumulated in float64, so float32 storage round-off is included but
-not the round-off of a float32 dot product. scikit-image's adjoint is ``iradon(filter_name=None) * 2 N / pi``.
+times are medians of forward+adjoint of one call (per slice for stacks: call time / slices). Two adjoint errors
+for standard normal ``x, y``: ``|<A x, y> - <x, A^T y>| / max(|<A x, y>|, |<x, A^T y>|)`` (strict: for random
+inputs the dot product is about ``sqrt(size)`` times smaller than the norms) and the same difference divided by
+``||A x|| ||y||`` (scale-free). ``A x`` and ``A^T y`` are computed in each library's own precision (float32 for
+medrecon, astra and deepinv, float64 for scikit-image) and the inner products are accumulated in float64, so
+float32 storage round-off counts but the round-off of a float32 dot product does not. scikit-image's adjoint is
+``iradon(filter_name=None) * 2 N / pi``.
 Optional peers (astra-toolbox, deepinv) are skipped with a printed note when not importable.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparse-views", type=int, default=8, help="views of the sparse geometry")
     parser.add_argument("--slices", type=int, default=64, help="slices of the stack case")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats per method")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def _sync(device: str) -> None:
@@ -103,13 +106,14 @@ def _deepinv(n: int, angles: tuple[float, ...], n_det: int, device: str):
     return fwd, adj
 
 
-def adjoint_error(fwd: Callable, adj: Callable, n: int, gen: np.random.Generator) -> float:
-    """Relative dot-test error with float64 accumulation (see the module docstring)."""
+def adjoint_error(fwd: Callable, adj: Callable, n: int, gen: np.random.Generator) -> tuple[float, float]:
+    """Dot-test errors relative to the dot product and to ``||A x|| ||y||`` (see the module docstring)."""
     x = gen.standard_normal((n, n)).astype(np.float32).astype(np.float64)
     ax = fwd(x)
     y = gen.standard_normal(ax.shape).astype(np.float32).astype(np.float64)
     lhs, rhs = float(np.vdot(ax, y)), float(np.vdot(x, adj(y)))
-    return abs(lhs - rhs) / max(abs(lhs), abs(rhs))
+    diff = abs(lhs - rhs)
+    return diff / max(abs(lhs), abs(rhs)), diff / float(np.linalg.norm(ax) * np.linalg.norm(y))
 
 
 def _slice_loop(pair: Pair) -> Callable[[np.ndarray], None]:
@@ -169,7 +173,8 @@ def _case_rows(n: int, angles: tuple[float, ...], n_det: int, slices: int, repea
         t2 = statistics.median(times[(name, "2D")]) * 1e3
         t3 = statistics.median(times[(name, "stack")]) * 1e3 / slices
         extra = f"build {build:.2f} s, {op.memory_bytes() / 2**20:.0f} MiB" if name.startswith("medrecon") else ""
-        rows.append([geom, name, f"{t2:.1f}", f"{t3:.1f}", f"{errors[name]:.1e}", extra])
+        strict, scaled = errors[name]
+        rows.append([geom, name, f"{t2:.1f}", f"{t3:.1f}", f"{strict:.1e}", f"{scaled:.1e}", extra])
     return rows
 
 
@@ -195,6 +200,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n, views, sparse, slices, repeats = args.size, args.views, args.sparse_views, args.slices, args.repeats
     if args.quick:
         n, views, slices, repeats = 64, 45, 8, 3
@@ -210,7 +217,8 @@ def main(args: argparse.Namespace) -> int:
         f"### CT projectors, forward + adjoint ({device_name}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, median of {repeats} interleaved repeats)",
         "",
-        _table(["geometry", "method", "2D ms", f"{slices}-slice stack ms/slice", "adjoint error", "notes"], rows),
+        _table(["geometry", "method", "2D ms", f"{slices}-slice stack ms/slice", "adjoint err (dot)",
+                "adjoint err (norms)", "notes"], rows),
         "",
         f"### medrecon per-slice time vs stack size ({n}x{n}, {views} views, {n_det} det, {device_name})",
         "",

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data(modality: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(training array (N, H, W) magnitude/real, held-out images as prior inputs (M, H, W))."""
     from medrecon.priors import datasets
-    from medrecon.priors.train import to_network_images
+    from medrecon.priors.train_data import to_network_images
 
     if modality == "mri":
         train, _ = datasets.mri_training_set()
@@ -43,7 +43,7 @@ def _data(modality: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _fit_wiener(train: torch.Tensor, modality: str, n_fit: int, seed: int):
     from medrecon.priors.adapters import channels_to_complex
-    from medrecon.priors.train import augment
+    from medrecon.priors.train_data import augment
     from medrecon.priors.wiener import FourierWienerDenoiser
 
     g = torch.Generator().manual_seed(seed)

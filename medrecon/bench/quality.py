@@ -22,7 +22,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["add_arguments", "main", "Task", "mri_tasks", "ct_tasks", "classical_rows", "sampler_rows", "targets"]
+__all__ = ["add_arguments", "main", "Task", "mri_tasks", "ct_tasks", "classical_rows", "sampler_rows", "targets",
+           "prior_sigma_range"]
 
 
 @dataclass
@@ -56,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mri-noise", type=float, default=0.005, help="k-space noise std (image units)")
     parser.add_argument("--ct-noise", type=float, default=0.005, help="sinogram noise std relative to its RMS")
     parser.add_argument("--long-steps", type=int, default=500, help="steps of the long projection/DPS runs")
+    parser.add_argument("--samplers", default="dds,projection,dps,red-diff",
+                        help="comma-separated subset of dds,projection,dps,red-diff (by method name prefix)")
+    parser.add_argument("--mri-images", default=None, help="held-out MRI magnitudes (S, H, W) .npy instead of "
+                        "mni152_heldout_slices() (e.g. a saved copy on a machine without nilearn)")
+    parser.add_argument("--ct-images", default=None, help="held-out CT images (S, H, W) .npy instead of "
+                        "ct_heldout_slices()")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -70,14 +77,31 @@ def _noise(shape, gen: torch.Generator, dtype: torch.dtype, device) -> torch.Ten
     return gaussian_like(torch.empty(shape, dtype=dtype), gen).to(device)
 
 
-def mri_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, device) -> list[Task]:
+def _load_images(path: str | None, default: Callable) -> torch.Tensor:
+    import numpy as np
+
+    from medrecon.errors import InputError
+
+    if path is None:
+        return torch.from_numpy(default())
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a readable .npy array ({err})") from None
+    if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(path, f"expected real images (S, H, W), got {arr.dtype} {arr.shape}")
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+def mri_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, device,
+              path: str | None = None) -> list[Task]:
     """8-coil MRI at 4x / 8x with random and equispaced fastMRI masks (``quick``: 4x random only)."""
     from medrecon.io.simulate import simulate_multicoil
     from medrecon.priors.datasets import mni152_heldout_slices
     from operators.masks import equispaced_mask, random_mask
     from operators.mri import multicoil_mri
 
-    mag = torch.from_numpy(mni152_heldout_slices())
+    mag = _load_images(path, mni152_heldout_slices)
     mag = mag[:images] if images else mag
     sim = simulate_multicoil(mag, coils=8, generator=gen)
     settings = [(4, "random")] if quick else [(4, "random"), (4, "equispaced"), (8, "random"), (8, "equispaced")]
@@ -93,13 +117,14 @@ def mri_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, devi
     return tasks
 
 
-def ct_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, device) -> list[Task]:
+def ct_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, device,
+             path: str | None = None) -> list[Task]:
     """Sparse-view parallel-beam CT with 8 / 16 / 32 views (``quick``: 16 views only)."""
     from medrecon.priors.datasets import ct_heldout_slices
     from operators import power_norm
     from operators.ct import parallel_beam, sparse_view_angles
 
-    gt = torch.from_numpy(ct_heldout_slices())
+    gt = _load_images(path, ct_heldout_slices)
     gt = (gt[:images] if images else gt).to(device)
     tasks = []
     for views in [16] if quick else [8, 16, 32]:
@@ -168,29 +193,47 @@ def classical_rows(task: Task, gen: torch.Generator, device: torch.device) -> li
     return rows
 
 
-def _sampler_specs(quick: bool, long_steps: int) -> list[tuple[str, Callable]]:
+def prior_sigma_range(prior) -> tuple[float, float]:
+    """The prior's trained noise range from its checkpoint sidecar (EDM defaults 0.002 .. 80 when absent)."""
+    sched = getattr(prior, "meta", {}).get("noise_schedule", {})
+    return float(sched.get("sigma_min", 0.002)), float(sched.get("sigma_max", 80.0))
+
+
+def _sampler_specs(quick: bool, long_steps: int, sigma_range: tuple[float, float]) -> list[tuple[str, Callable]]:
+    """The samplers and their fixed settings. Grids span the prior's trained noise range (Karras, rho = 7);
+    DDS uses the paper's eta for each NFE (0.15 / 0.5 / 0.8 at 20 / 50 / 100), 5 CG steps, gamma = 1; one DDS row
+    uses the paper's VP grid and code default eta = 0.85 for reference."""
     from medrecon import samplers as S
 
+    lo, hi = sigma_range
     long_steps = 100 if quick else long_steps
-    specs = [(f"DDS {n} NFE", (lambda n=n: S.dds(n, eta=0.85, cg_iters=5, gamma=1.0)))
+    eta = {20: 0.15, 50: 0.5, 100: 0.8}
+    specs = [(f"DDS {n} NFE (eta {eta[n]})",
+              (lambda n=n: S.dds(n, eta=eta[n], cg_iters=5, gamma=1.0, sigmas=S.karras(n, lo, hi))))
              for n in ((20, 50) if quick else (20, 50, 100))]
+    specs.append(("DDS 50 NFE (VP grid, eta 0.85)", lambda: S.dds(50, eta=0.85, cg_iters=5, gamma=1.0)))
+    red_steps = 50 if quick else 100
     specs += [
         (f"projection DC (PC, {2 * long_steps} NFE)",
-         lambda: S.PredictorCorrector(S.log_uniform(long_steps, 0.01, 20.0), dc=S.Projection(iters=10))),
-        (f"DPS {long_steps} NFE", lambda: S.DPS(S.vp_linear(long_steps), zeta=1.0)),
-        (f"RED-Diff {50 if quick else 100} steps", lambda: S.REDDiff(steps=50 if quick else 100, lr=0.05)),
+         lambda: S.PredictorCorrector(S.log_uniform(long_steps, 0.01, hi), dc=S.Projection(iters=10))),
+        (f"DPS {long_steps} NFE (zeta 1)", lambda: S.DPS(S.karras(long_steps, lo, hi), zeta=1.0)),
+        (f"DPS {long_steps} NFE (zeta 0.3)", lambda: S.DPS(S.karras(long_steps, lo, hi), zeta=0.3)),
+        (f"RED-Diff {red_steps} steps", lambda: S.REDDiff(S.karras(red_steps, lo, hi), lr=0.05)),
     ]
     return specs
 
 
-def sampler_rows(task: Task, prior, gen_seed: int, device: torch.device, quick: bool, long_steps: int) -> list[Row]:
-    """Every sampler on the task (all images as one batch), with the operator scaled to norm 1."""
+def sampler_rows(task: Task, prior, gen_seed: int, device: torch.device, quick: bool, long_steps: int,
+                 which: tuple[str, ...] = ("dds", "projection", "dps", "red-diff")) -> list[Row]:
+    """The chosen samplers on the task (all images as one batch), with the operator scaled to norm 1."""
     from medrecon.samplers import InverseProblem, run
 
     scale = 1.0 / task.norm
     problem = InverseProblem(scale * task.op, scale * task.y, scale * task.sigma_y)
     rows = []
-    for label, build in _sampler_specs(quick, long_steps):
+    for label, build in _sampler_specs(quick, long_steps, prior_sigma_range(prior)):
+        if not label.lower().startswith(which):
+            continue
         gen = torch.Generator(device).manual_seed(gen_seed)
         _sync(device)
         start = time.perf_counter()
@@ -228,38 +271,41 @@ def targets(rows: list[Row]) -> list[str]:
     return lines
 
 
+def render(rows: list[Row], header: str) -> str:
+    """The markdown table of ``rows`` and the target checks."""
+    lines = [header, "", "| task | method | NFE | PSNR (dB) | SSIM | time (s) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        nfe = "-" if r.nfe == 0 else str(r.nfe)
+        psnr = "inf" if math.isinf(r.psnr) else f"{r.psnr:.2f}"
+        lines.append(f"| {r.task} | {r.method} | {nfe} | {psnr} | {r.ssim:.4f} | {r.seconds:.2f} |")
+    lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows)]
+    return "\n".join(lines)
+
+
 def main(args: argparse.Namespace) -> int:
     from medrecon.priors.checkpoint import load_prior
 
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(args.seed)
     images = args.images or (4 if args.quick else 0)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    header = (f"Images per task: {images or 'all'}; device {dev_name}; torch {torch.__version__}; seed {args.seed}; "
+              f"{time.strftime('%Y-%m-%d')}. PSNR/SSIM: fastMRI definitions (volume maxval = gt max), magnitudes "
+              "for MRI. Time: whole batch of images, seconds.")
     rows: list[Row] = []
     for modality in args.modalities.split(","):
         prior = load_prior(args.prior_mri if modality == "mri" else args.prior_ct, device)
         make = mri_tasks if modality == "mri" else ct_tasks
         noise = args.mri_noise if modality == "mri" else args.ct_noise
-        for task in make(images, args.quick, noise, gen, device):
-            rows += classical_rows(task, gen, device)
-            rows += sampler_rows(task, prior, args.seed, device, args.quick, args.long_steps)
-            print(f"done: {task.name}", flush=True)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    n_img = images or "all"
-    lines = [
-        f"Images per task: {n_img}; device {dev_name}; torch {torch.__version__}; seed {args.seed}; "
-        f"{time.strftime('%Y-%m-%d')}. PSNR/SSIM: fastMRI definitions (volume maxval = gt max), magnitudes for "
-        "MRI. Time: whole batch of images, seconds.",
-        "",
-        "| task | method | NFE | PSNR (dB) | SSIM | time (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        nfe = "-" if r.nfe == 0 else str(r.nfe)
-        psnr = "inf" if math.isinf(r.psnr) else f"{r.psnr:.2f}"
-        lines.append(f"| {r.task} | {r.method} | {nfe} | {psnr} | {r.ssim:.4f} | {r.seconds:.2f} |")
-    lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows)]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+        path = args.mri_images if modality == "mri" else args.ct_images
+        for task in make(images, args.quick, noise, gen, device, path):
+            which = tuple(args.samplers.split(","))
+            new = classical_rows(task, gen, device) + sampler_rows(task, prior, args.seed, device, args.quick,
+                                                                   args.long_steps, which)
+            for r in new:
+                print(f"{r.task} | {r.method} | {r.nfe} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.2f}", flush=True)
+            rows += new
+            if args.out:  # partial results survive an interrupted run
+                Path(args.out).write_text(render(rows, header) + "\n")
+    print(render(rows, header))
     return 0

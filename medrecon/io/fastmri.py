@@ -19,8 +19,16 @@ import torch
 from ..errors import InputError
 from .atomic import atomic_path
 
-__all__ = ["FastMRIInfo", "FastMRISlice", "read_info", "read_slice", "write_fastmri", "ismrmrd_header",
-           "center_crop", "RECONSTRUCTION_KEYS"]
+__all__ = [
+    "RECONSTRUCTION_KEYS",
+    "FastMRIInfo",
+    "FastMRISlice",
+    "center_crop",
+    "ismrmrd_header",
+    "read_info",
+    "read_slice",
+    "write_fastmri",
+]
 
 RECONSTRUCTION_KEYS = ("reconstruction_rss", "reconstruction_esc")
 _NS = "{http://www.ismrm.org/ISMRMRD}"
@@ -261,20 +269,19 @@ def write_fastmri(
     def options(array: np.ndarray) -> dict:
         if not compress:
             return {}
-        return dict(compression="gzip", compression_opts=9, shuffle=True, chunks=(1, *array.shape[1:]))
+        return {"compression": "gzip", "compression_opts": 9, "shuffle": True, "chunks": (1, *array.shape[1:])}
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as hf:
-            hf.create_dataset("kspace", data=ksp, **options(ksp))
-            hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size))))
-            hf.attrs["acquisition"] = acquisition
-            if rec is not None:
-                hf.create_dataset(reconstruction_key, data=rec.astype(np.float32), **options(rec))
-                hf.attrs["max"] = float(rec.max()) if max_value is None else float(max_value)
-                hf.attrs["norm"] = float(np.linalg.norm(rec)) if norm is None else float(norm)
-            if mask is not None:
-                m = np.asarray(mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask)
-                if m.shape != (width,):
-                    raise InputError(path, f"mask must have shape ({width},), got {m.shape}", "mask")
-                hf.create_dataset("mask", data=m.astype(np.float32))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
+        hf.create_dataset("kspace", data=ksp, **options(ksp))
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size))))
+        hf.attrs["acquisition"] = acquisition
+        if rec is not None:
+            hf.create_dataset(reconstruction_key, data=rec.astype(np.float32), **options(rec))
+            hf.attrs["max"] = float(rec.max()) if max_value is None else float(max_value)
+            hf.attrs["norm"] = float(np.linalg.norm(rec)) if norm is None else float(norm)
+        if mask is not None:
+            m = np.asarray(mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask)
+            if m.shape != (width,):
+                raise InputError(path, f"mask must have shape ({width},), got {m.shape}", "mask")
+            hf.create_dataset("mask", data=m.astype(np.float32))
     return path

@@ -21,7 +21,7 @@ from .atomic import write_json_atomic
 from .fastmri import write_fastmri
 from .simulate import fft_rss, simulate_multicoil
 
-__all__ = ["SAMPLE_PATH", "MANIFEST_PATH", "HELDOUT_INDICES", "round_mantissa", "make_sample", "manifest", "main"]
+__all__ = ["HELDOUT_INDICES", "MANIFEST_PATH", "SAMPLE_PATH", "main", "make_sample", "manifest", "round_mantissa"]
 
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "fastmri_sample.h5"
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "data_manifests" / "fastmri_sample.json"

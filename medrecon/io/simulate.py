@@ -9,7 +9,7 @@ import torch
 
 from operators.mri import fft2c, ifft2c
 
-__all__ = ["Simulated", "birdcage_maps", "smooth_phase", "simulate_multicoil", "fft_rss"]
+__all__ = ["Simulated", "birdcage_maps", "fft_rss", "simulate_multicoil", "smooth_phase"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,10 @@ def describe(registry: Registry = REGISTRY, section: str | None = None) -> str:
     for sec in SECTIONS:
         if section not in (None, sec):
             continue
-        lines.append(f"[{sec}]" if sec != "baseline" else "[run] baselines = [...]")
+        if sec == "baseline":
+            lines.append("[run] baselines = [NAME, ...]; options in [baseline.NAME] tables")
+        else:
+            lines.append(f"[{sec}] kind = NAME")
         for name in registry.names(sec):
             comp = registry.get(sec, name)
             lines.append(f"  {name}: {comp.summary}")

@@ -163,7 +163,9 @@ def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
     return out.detach().cpu().to(torch.float32).numpy()
 
 
-def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device) -> dict:
+def estimate_scale(
+    problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device, source: str = "data"
+) -> dict:
     """Intensity scale mapping the data into the prior's range; returns ``{"scale": ..., ...}``.
 
     ``x_init`` is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero, per chunk of all slices.
@@ -179,7 +181,7 @@ def estimate_scale(problem: VolumeProblem, prior_max: float, percentile: float, 
         values.append(x_init.abs().flatten().cpu())
     level = float(np.percentile(torch.cat(values).numpy(), percentile))
     if not np.isfinite(level) or level <= 0:
-        raise InputError("measurements", "the data are all zero (cannot estimate an intensity scale)")
+        raise InputError(source, "the measurements are all zero (no intensity scale)", field="kspace")
     return {
         "scale": level / prior_max,
         "x_init_percentile": level,
@@ -240,15 +242,16 @@ def run_job(
     t_start = time.perf_counter()
     out_dir = check_output_dir(Path(out if out is not None else spec.run.out))
     job = prepared if prepared is not None else prepare_job(spec, registry)
-    ensure_writable_dir(out_dir)
-    partial = PartialRun(out_dir)
-    resumed = partial.start(spec.hash, resume)
     problem, run = job.problem, spec.run
     if run.scale is None:
-        scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device)
+        scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device,
+                                    str(job.volume.path or spec.data.kind))
     else:
         scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
     scale = scale_info["scale"]
+    ensure_writable_dir(out_dir)
+    partial = PartialRun(out_dir)
+    resumed = partial.start(spec.hash, resume)
     t_prepared = time.perf_counter()
 
     n, b = problem.num_slices, run.batch_size

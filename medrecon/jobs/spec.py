@@ -11,7 +11,7 @@ A job file has five tables::
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
 allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` and ``[prior]`` are resolved
-against the job file's folder.
+against the job file's folder (against the working directory when given with ``--set``).
 """
 
 from __future__ import annotations
@@ -201,12 +201,14 @@ def parse_spec(
     """Validate a job table (as read from TOML) plus ``--set`` overrides into a ``JobSpec``.
 
     Relative ``path`` options of ``[data]`` and ``[prior]`` are resolved against ``base_dir`` (the job file's
-    folder). Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped
+    folder), or against the working directory when they come from ``overrides``. Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped
     value.
     """
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    overridden = set()
     for text in overrides:
         path, value = parse_override(text)
+        overridden.add(tuple(path))
         node = table.setdefault(path[0], {})
         for part in path[1:-1]:
             node = node.setdefault(part, {})
@@ -228,9 +230,10 @@ def parse_spec(
         if not isinstance(kind, str):
             raise ConfigError(f"{name}.kind = {kind!r}: expected a name")
         options = registry.get(name, kind).validate(values)
-        if name in ("data", "prior") and isinstance(options.get("path"), str) and base_dir is not None:
+        if name in ("data", "prior") and isinstance(options.get("path"), str):
             p = Path(options["path"]).expanduser()
-            options["path"] = str(p if p.is_absolute() else (base_dir / p).resolve())
+            root = Path.cwd() if (name, "path") in overridden or base_dir is None else base_dir
+            options["path"] = str(p if p.is_absolute() else (root / p).resolve())
         components[name] = ComponentSpec(kind, options)
     run = _run_options(table.get("run", {}))
     tuned = table.get("baseline", {})

@@ -11,7 +11,7 @@ happens), ``AddChannel`` (real ``(B, H, W)`` <-> 1 channel) and ``SliceWise`` (a
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -19,8 +19,16 @@ from torch import nn
 from .base import Denoiser, as_sigma
 
 __all__ = [
-    "VPDenoiser", "VEDenoiser", "EDMDenoiser", "ComplexAsChannels", "AddChannel", "SliceWise",
-    "complex_to_channels", "channels_to_complex", "vp_sigmas", "linear_alphas_cumprod",
+    "AddChannel",
+    "ComplexAsChannels",
+    "EDMDenoiser",
+    "SliceWise",
+    "VEDenoiser",
+    "VPDenoiser",
+    "channels_to_complex",
+    "complex_to_channels",
+    "linear_alphas_cumprod",
+    "vp_sigmas",
 ]
 
 Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

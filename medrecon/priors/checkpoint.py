@@ -20,8 +20,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,8 +30,19 @@ from torch import nn
 from ..errors import ChecksumError, InputError
 from .adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VEDenoiser, VPDenoiser
 
-__all__ = ["FORMAT", "PARAMETERIZATIONS", "DEFAULT_DIR", "MANIFEST_DIR", "file_sha256", "atomic_write",
-           "save_checkpoint", "read_sidecar", "load_prior", "default_prior", "network_denoiser"]
+__all__ = [
+    "DEFAULT_DIR",
+    "FORMAT",
+    "MANIFEST_DIR",
+    "PARAMETERIZATIONS",
+    "atomic_write",
+    "default_prior",
+    "file_sha256",
+    "load_prior",
+    "network_denoiser",
+    "read_sidecar",
+    "save_checkpoint",
+]
 
 FORMAT = "medrecon-prior/1"
 PARAMETERIZATIONS = ("edm", "vp-eps", "vp-x0", "vp-v", "ve-score", "ve-x0")

@@ -23,10 +23,22 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "IMAGE_SIZE", "MRI_HELDOUT_Z", "MRI_EXCLUDED_Z_1MM", "CT_HU_WINDOW", "CT_HELDOUT_SEEDS",
-    "preprocess_axial_slice", "mni152_volume", "mni152_heldout_slices", "mni152_training_slices",
-    "mr_phantom_slices", "mri_training_set", "hu_to_unit", "random_ct_phantom", "shepp_logan_ct_slices",
-    "ct_heldout_slices", "ct_training_set",
+    "CT_HELDOUT_SEEDS",
+    "CT_HU_WINDOW",
+    "IMAGE_SIZE",
+    "MRI_EXCLUDED_Z_1MM",
+    "MRI_HELDOUT_Z",
+    "ct_heldout_slices",
+    "ct_training_set",
+    "hu_to_unit",
+    "mni152_heldout_slices",
+    "mni152_training_slices",
+    "mni152_volume",
+    "mr_phantom_slices",
+    "mri_training_set",
+    "preprocess_axial_slice",
+    "random_ct_phantom",
+    "shepp_logan_ct_slices",
 ]
 
 IMAGE_SIZE = 128

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["UNET_KEYS", "DEFAULT_UNET", "build_unet", "UNetWrapper", "count_parameters"]
+__all__ = ["DEFAULT_UNET", "UNET_KEYS", "UNetWrapper", "build_unet", "count_parameters"]
 
 UNET_KEYS = ("in_channels", "out_channels", "channels", "num_res_blocks", "attention_levels", "num_head_channels",
              "norm_num_groups")

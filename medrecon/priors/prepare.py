@@ -17,7 +17,7 @@ import numpy as np
 from .checkpoint import atomic_write, file_sha256
 from .datasets import ct_heldout_slices, ct_training_set, mni152_heldout_slices, mri_training_set
 
-__all__ = ["prepare", "main"]
+__all__ = ["main", "prepare"]
 
 CT_RANDOM_PHANTOMS = 600
 
@@ -33,9 +33,8 @@ def _versions(names: list[str]) -> dict[str, str]:
 
 
 def _save(path: Path, arr: np.ndarray) -> dict:
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, arr.astype(np.float16))
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr.astype(np.float16))
     return {"file": path.name, "shape": list(arr.shape), "dtype": "float16", "sha256": file_sha256(path)}
 
 

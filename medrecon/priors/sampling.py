@@ -1,13 +1,14 @@
 """Unconditional sampling and denoising evaluation of a prior (used by training previews and ``bench prior``)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 
 from .base import Denoiser
 
-__all__ = ["karras_sigmas", "heun_sample", "denoising_psnr", "save_image_grid"]
+__all__ = ["denoising_psnr", "heun_sample", "karras_sigmas", "save_image_grid"]
 
 
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
@@ -32,7 +33,7 @@ def heun_sample(denoiser: Denoiser, shape: tuple[int, ...], generator: torch.Gen
         x = torch.view_as_complex(real).to(dtype) * sig[0]
     else:
         x = torch.randn(shape, generator=generator, device=device, dtype=dtype) * sig[0]
-    for s, s_next in zip(sig[:-1], sig[1:]):
+    for s, s_next in itertools.pairwise(sig):
         d = (x - denoiser(x, s)) / s
         x_next = x + (s_next - s) * d
         if s_next > 0:
@@ -77,8 +78,8 @@ def save_image_grid(images: torch.Tensor, path: str, vmax: float | None = None, 
 
     imgs = images.detach().abs().float().cpu().numpy() if images.is_complex() else images.detach().float().cpu().numpy()
     n = imgs.shape[0]
-    cols = int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + (0.3 if title else 0)), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")

@@ -33,7 +33,7 @@ class FourierWienerDenoiser(nn.Module):
                                                    else torch.float32))
 
     @classmethod
-    def fit(cls, images: torch.Tensor) -> "FourierWienerDenoiser":
+    def fit(cls, images: torch.Tensor) -> FourierWienerDenoiser:
         """Fit the mean and power spectrum to training images ``(N, H, W)``."""
         mean = images.mean(0)
         power = _fft2c(images - mean).abs().pow(2).mean(0)
