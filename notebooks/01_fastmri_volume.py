@@ -41,7 +41,8 @@ CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
 COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit" (sigpy; needs >= 14 centre lines)
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
-SIGMA_Y = 0.01  # measurement noise given to DDS, in the prior's units
+GAMMA = 1.0  # DDS proximal weight in (A^H A + gamma I) x = A^H y + gamma x0_hat (smaller: closer to the data)
+SIGMA_Y = 0.01  # measurement noise given to the sampler, in the prior's units
 SEED = 0
 
 # %%
@@ -150,8 +151,8 @@ from medrecon import samplers
 
 problem = samplers.InverseProblem(A, y / scale, SIGMA_Y)
 start = time.perf_counter()
-result = samplers.run(samplers.dds(steps=STEPS), problem, prior, torch.Generator().manual_seed(SEED),
-                      max_batch=4, progress=False)
+dds = samplers.dds(steps=STEPS, gamma=GAMMA)
+result = samplers.run(dds, problem, prior, torch.Generator().manual_seed(SEED), max_batch=4, progress=False)
 dds_seconds = time.perf_counter() - start
 x_dds = result.x * scale
 print(f"DDS: {result.nfe} network calls per chunk, {dds_seconds:.1f} s "

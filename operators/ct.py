@@ -10,7 +10,8 @@ mm times the image's unit (an attenuation image in 1/mm gives dimensionless sino
 from __future__ import annotations
 
 import warnings
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,21 +30,32 @@ from .ct_matrix import joseph_matrix
 
 __all__ = [
     "CTProjector",
-    "parallel_beam",
-    "fan_beam",
-    "sparse_view_angles",
-    "limited_angle_angles",
-    "ParallelBeamGeometry",
     "FanBeamGeometry",
+    "ParallelBeamGeometry",
     "disc_sinogram_parallel",
+    "fan_beam",
+    "limited_angle_angles",
+    "parallel_beam",
+    "sparse_view_angles",
 ]
 
 
+_CPU_COLUMN_CHUNK = 8
+
+
 def _spmm(mat: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``mat @ cols`` for a CSR ``mat`` and dense ``(n, batch)`` ``cols`` (SpMV for one column: faster)."""
-    if cols.shape[1] == 1:
+    """``mat @ cols`` for a CSR ``mat`` and dense ``(n, batch)`` ``cols``.
+
+    One column uses SpMV. On CPU, wide batches go in blocks of 8 columns so that the gathered rows of ``cols``
+    stay in cache (per-slice time 2-3x lower than one product over 64 columns); CUDA takes the batch at once.
+    """
+    n_cols = cols.shape[1]
+    if n_cols == 1:
         return torch.mv(mat, cols[:, 0]).unsqueeze(1)
-    return mat @ cols
+    if cols.device.type != "cpu" or n_cols <= _CPU_COLUMN_CHUNK:
+        return mat @ cols
+    return torch.cat([mat @ cols[:, i:i + _CPU_COLUMN_CHUNK].contiguous()
+                      for i in range(0, n_cols, _CPU_COLUMN_CHUNK)], dim=1)
 
 
 class _SparseApply(torch.autograd.Function):

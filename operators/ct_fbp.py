@@ -17,7 +17,7 @@ import torch
 
 from .ct_geometry import FanBeamGeometry, Geometry, ParallelBeamGeometry
 
-__all__ = ["FILTERS", "filter_response", "filter_sinogram", "backproject_pixel_driven", "fbp"]
+__all__ = ["FILTERS", "backproject_pixel_driven", "fbp", "filter_response", "filter_sinogram"]
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
@@ -40,7 +40,7 @@ def _window(name: str, nu: np.ndarray) -> np.ndarray:
 
 
 def _padded_length(n_det: int) -> int:
-    return max(64, 1 << int(math.ceil(math.log2(2 * n_det))))
+    return max(64, 1 << math.ceil(math.log2(2 * n_det)))
 
 
 def filter_response(n_det: int, spacing: float, filter_name: str = "ramp", fan_angle_step: float | None = None

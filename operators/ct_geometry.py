@@ -10,18 +10,19 @@ convention of scikit-image's ``radon`` (``theta = 0`` integrates along the colum
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
 __all__ = [
-    "ParallelBeamGeometry",
     "FanBeamGeometry",
     "Geometry",
-    "sparse_view_angles",
-    "limited_angle_angles",
+    "ParallelBeamGeometry",
     "default_n_det",
+    "limited_angle_angles",
+    "sparse_view_angles",
 ]
 
 
@@ -144,11 +145,11 @@ def default_n_det(image_size: int | Sequence[int], det_spacing: float = 1.0, pix
     h, w = _size2(image_size)
     radius = 0.5 * math.hypot(h, w) * pixel_size
     if source_distance is None:
-        return int(math.ceil(2 * radius / det_spacing - 1e-9))
+        return math.ceil(2 * radius / det_spacing - 1e-9)
     assert detector_distance is not None
     half_fan = math.asin(min(radius / source_distance, 1.0))
     extent = 2 * half_fan * detector_distance if detector == "equiangular" else 2 * detector_distance * math.tan(half_fan)
-    return int(math.ceil(extent / det_spacing - 1e-9)) + 1
+    return math.ceil(extent / det_spacing - 1e-9) + 1
 
 
 def sparse_view_angles(n_views: int, arc_deg: float = 180.0) -> tuple[float, ...]:
@@ -162,5 +163,5 @@ def limited_angle_angles(start_deg: float, stop_deg: float, step_deg: float = 1.
     """Angles ``start, start + step, ...`` below ``stop`` in degrees; ``limited_angle_angles(0, 120)`` is 0..119."""
     if step_deg <= 0 or stop_deg <= start_deg:
         raise ValueError("need step_deg > 0 and stop_deg > start_deg")
-    n = int(math.ceil((stop_deg - start_deg) / step_deg - 1e-9))
+    n = math.ceil((stop_deg - start_deg) / step_deg - 1e-9)
     return tuple(float(start_deg + i * step_deg) for i in range(n))

@@ -199,3 +199,18 @@ def test_subprocess_exit_code_and_single_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "missing operator.kind" in proc.stderr
+
+
+def test_demo_prints_the_table_and_writes_the_figure(files, capsys, tmp_path, monkeypatch):
+    import medrecon.jobs.demo as demo
+
+    data, job, out = files
+    extra = 'outputs = ["hdf5", "png"]\nbaselines = ["zero_filled"]'
+    job.write_text(job.read_text().replace('outputs = ["hdf5"]', extra))
+    monkeypatch.setattr(demo, "DEMO_JOB", job)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "3", "--mask", "random", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "random mask" in text and "DDS 3 NFE" in text
+    rows = [line.split()[0] for line in text.splitlines() if line.startswith(("dds ", "zero_filled "))]
+    assert rows == ["dds", "zero_filled"]
+    assert "wall time" in text and (tmp_path / "demo" / "figure.png").is_file()

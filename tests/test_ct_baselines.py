@@ -1,7 +1,6 @@
 """Classical CT reconstructions: FBP quality on Shepp-Logan, filters, fan-beam FBP, CGLS, SIRT, TV-PDHG."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -226,3 +226,19 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(op_gpu.adjoint(y_gpu).cpu(), op.to("cpu").adjoint(y_cpu), rtol=1e-5, atol=1e-4)
     assert_operator_contract(op_gpu.to("cpu"), (2, N, N), torch.float32, rtol32=1e-5)
+
+
+def test_bench_suite_runs_and_writes_a_table(tmp_path):
+    pytest.importorskip("skimage")
+    import argparse
+
+    from medrecon.bench import ct as bench
+
+    out = tmp_path / "ct.md"
+    args = argparse.Namespace(size=16, views=6, sparse_views=2, slices=2, repeats=1, threads=None, quick=False,
+                              device="cpu", out=str(out))
+    assert bench.main(args) == 0
+    table = out.read_text()
+    assert "medrecon (cpu)" in table and "scikit-image" in table and "16x16, 2 views" in table
+    medrecon_rows = [line for line in table.splitlines() if line.startswith("| 16x16") and "medrecon" in line]
+    assert all(float(row.split("|")[5]) < 1e-6 for row in medrecon_rows)  # adjoint error (dot)

@@ -11,7 +11,7 @@ from medrecon.errors import InputError
 from medrecon.io.dicom import read_dicom_series, write_dicom_series
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.data import get_testdata_file
 
 
 @pytest.fixture()

@@ -36,7 +36,6 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("MEDRECON_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path)))
     nb = jupytext.read(SOURCE)
     client = nbclient.NotebookClient(
@@ -49,6 +48,9 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
         if cell.cell_type == "code"
         for out in cell.get("outputs", [])
     )
+    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+              if "image/png" in out.get("data", {})]
+    assert len(images) >= 3  # mask, coil maps, comparison
     assert "adjoint test relative error" in text
     for method in ("zero-filled", "CG-SENSE", "L1-wavelet", "DDS"):
         assert method in text

@@ -36,3 +36,27 @@ def test_ct_window_and_heldout_seeds():
     assert not set(datasets.CT_HELDOUT_SEEDS) & set(range(600))
     with pytest.raises(ValueError):
         datasets.ct_training_set(n_random=2_000_000)
+
+
+def test_fastmri_and_nifti_readers_give_normalised_slices(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    nib = pytest.importorskip("nibabel")
+    import torch
+
+    from medrecon.priors.train_data import load_training_array
+
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 3, 20, 24)) * np.exp(1j * rng.random((2, 3, 20, 24)))
+    kspace = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(torch.from_numpy(img), dim=(-2, -1)),
+                                               norm="ortho"), dim=(-2, -1)).numpy().astype(np.complex64)
+    with h5py.File(tmp_path / "file1.h5", "w") as f:
+        f.create_dataset("kspace", data=kspace)
+    data = {"source": "fastmri", "path": str(tmp_path / "file1.h5"), "sha256": "", "image_size": 16,
+            "slice_axis": 2}
+    arr, _ = load_training_array(data, "mri")
+    assert arr.shape == (2, 16, 16) and arr.dtype == np.complex64
+    np.testing.assert_allclose(np.percentile(np.abs(arr), 99.5), 1.0, rtol=1e-5)
+    vol = rng.random((10, 12, 5)).astype(np.float32)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "v.nii.gz"))
+    arr, _ = load_training_array({**data, "source": "nifti", "path": str(tmp_path / "v.nii.gz")}, "ct")
+    assert arr.shape == (5, 16, 16) and arr.dtype == np.float32

@@ -18,14 +18,14 @@ Defaults (chosen for 2-180-view data of images scaled to about [0, 1]):
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from operators import LinearOperator, cg
 from operators.ct_fbp import fbp as _fbp
 
-__all__ = ["fbp", "cgls", "sirt", "tv_pdhg", "RECONSTRUCTORS", "gradient_2d", "divergence_2d"]
+__all__ = ["RECONSTRUCTORS", "cgls", "divergence_2d", "fbp", "gradient_2d", "sirt", "tv_pdhg"]
 
 
 def _image_batch_dims(y: torch.Tensor) -> int:

@@ -17,8 +17,8 @@ import argparse
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -160,7 +160,8 @@ def _case_rows(n: int, angles: tuple[float, ...], n_det: int, slices: int, repea
             calls[(name, "stack")] = lambda: run(x3d)
         else:
             calls[(name, "2D")] = (lambda f=p[0], a=p[1]: (a(f(img.astype(np.float64))), None)[1])
-            calls[(name, "stack")] = (lambda r=_slice_loop(p): r(stack.astype(np.float64)))
+            loop = _slice_loop(p)
+            calls[(name, "stack")] = (lambda r=loop: r(stack.astype(np.float64)))
     for fn in calls.values():  # warm-up
         fn()
     times: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
@@ -180,7 +181,7 @@ def _case_rows(n: int, angles: tuple[float, ...], n_det: int, slices: int, repea
 
 def _stack_sweep(n: int, angles: tuple[float, ...], n_det: int, sizes: list[int], repeats: int, device: str
                  ) -> list[list[str]]:
-    op, _, _, run = _medrecon(n, angles, n_det, device)
+    _, _, _, run = _medrecon(n, angles, n_det, device)
     gen = torch.Generator().manual_seed(0)
     xs = {d: torch.randn(1, d, n, n, generator=gen).to(device) for d in sizes}
     for d in sizes:
@@ -205,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
     n, views, sparse, slices, repeats = args.size, args.views, args.sparse_views, args.slices, args.repeats
     if args.quick:
         n, views, slices, repeats = 64, 45, 8, 3
-    n_det = int(math.ceil(n * math.sqrt(2)))
+    n_det = math.ceil(n * math.sqrt(2))
     notes: list[str] = []
     rows = []
     for angles in (sparse_view_angles(views), sparse_view_angles(sparse)):
@@ -214,8 +215,8 @@ def main(args: argparse.Namespace) -> int:
     sweep = _stack_sweep(n, sparse_view_angles(views), n_det, sizes, repeats, args.device)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     text = "\n".join([
-        f"### CT projectors, forward + adjoint ({device_name}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, median of {repeats} interleaved repeats)",
+        (f"### CT projectors, forward + adjoint ({device_name}, torch {torch.__version__}, "
+         f"{torch.get_num_threads()} threads, median of {repeats} interleaved repeats)"),
         "",
         _table(["geometry", "method", "2D ms", f"{slices}-slice stack ms/slice", "adjoint err (dot)",
                 "adjoint err (norms)", "notes"], rows),

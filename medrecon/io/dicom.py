@@ -15,16 +15,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from .atomic import ensure_writable_dir
 
-__all__ = ["DicomSeries", "read_dicom_series", "write_dicom_series", "CT_IMAGE_STORAGE"]
+__all__ = ["CT_IMAGE_STORAGE", "DicomSeries", "read_dicom_series", "write_dicom_series"]
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _CODECS_HINT = "install the decoders with: pip install 'medrecon[dicom-codecs]' (pylibjpeg and its plug-ins)"
@@ -73,7 +74,7 @@ def _read_headers(folder: Path) -> list[tuple[Path, Any]]:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except InvalidDicomError:
             continue  # not a DICOM file (no preamble / DICM prefix): ignore, like other readers
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - readers raise many types for corrupt files
             raise InputError(path, f"unreadable DICOM header ({type(err).__name__}: {err})") from None
         if "SOPClassUID" not in ds and "PixelData" not in ds and "Rows" not in ds:
             continue
@@ -93,14 +94,14 @@ def _pixels(path: Path) -> np.ndarray:
 
     try:
         ds = pydicom.dcmread(path)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - readers raise many types for corrupt files
         raise InputError(path, f"unreadable DICOM file ({type(err).__name__}: {err})") from None
     if "PixelData" not in ds:
         raise InputError(path, "missing pixel data", "PixelData")
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     try:
         arr = ds.pixel_array
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - readers raise many types for corrupt files
         if syntax is not None and syntax.is_compressed:
             raise InputError(path, f"cannot decode compressed transfer syntax {syntax.name} ({err}); {_CODECS_HINT}",
                              "TransferSyntaxUID") from None

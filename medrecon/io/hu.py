@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["MU_WATER_PER_MM", "hu_to_mu", "mu_to_hu", "simulate_sinogram", "add_poisson_noise"]
+__all__ = ["MU_WATER_PER_MM", "add_poisson_noise", "hu_to_mu", "mu_to_hu", "simulate_sinogram"]
 
 MU_WATER_PER_MM = 0.0192
 

@@ -35,7 +35,7 @@ def read_nifti(path: str | Path) -> NiftiVolume:
     try:
         img = nib.load(str(path))
         data = np.asarray(img.get_fdata(dtype=np.float32))
-    except Exception as err:  # nibabel raises several types for truncated or foreign files
+    except Exception as err:  # noqa: BLE001 - readers raise many types for corrupt files  # nibabel raises several types for truncated or foreign files
         raise InputError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from None
     if not 2 <= data.ndim <= 4:
         raise InputError(path, f"expected 2-4 dimensions, got shape {data.shape}", "dim")

@@ -239,7 +239,7 @@ def run_job(
 
     from .outputs import write_outputs
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     out_dir = check_output_dir(Path(out if out is not None else spec.run.out))
     job = prepared if prepared is not None else prepare_job(spec, registry)
     problem, run = job.problem, spec.run
@@ -351,6 +351,7 @@ def run_job(
     result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
     result.files = write_outputs(result, job)
     record["timings"]["total_s"] = time.perf_counter() - t_start
+    record["timings"]["process_cpu_s"] = time.process_time() - cpu_start
     record["outputs"] = [str(p.relative_to(out_dir)) for p in result.files] + ["record.json"]
     write_json_atomic(out_dir / "record.json", record)
     result.files.append(out_dir / "record.json")
