@@ -62,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
     dev = torch.device(args.device)
     sigmas = list(SIGMAS[1::2] if args.quick else SIGMAS)
     n_fit = 512 if args.quick else args.n_fit
-    rows = ["| prior | sigma | diffusion prior PSNR (dB) | Wiener PSNR (dB) | gain (dB) |", "|---|---|---|---|---|"]
+    rows = ["| prior | sigma | noisy input PSNR (dB) | diffusion prior PSNR (dB) | Wiener PSNR (dB) | gain (dB) |",
+            "|---|---|---|---|---|---|"]
     timings = []
     for name in args.priors.split(","):
         prior = load_prior(name, dev)
@@ -75,9 +76,10 @@ def main(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         ours = denoising_psnr(prior, held, sigmas, torch.Generator(device=dev).manual_seed(4321), batch=4)
         t_prior = (time.perf_counter() - t0) / (len(sigmas) * held.shape[0])
+        noisy = denoising_psnr(lambda x, s: x, held, sigmas, torch.Generator(device=dev).manual_seed(4321), batch=4)
         base = denoising_psnr(wiener, held, sigmas, torch.Generator(device=dev).manual_seed(4321), batch=4)
         for s in sigmas:
-            rows.append(f"| {name} | {s:g} | {ours[s]:.2f} | {base[s]:.2f} | {ours[s] - base[s]:+.2f} |")
+            rows.append(f"| {name} | {s:g} | {noisy[s]:.2f} | {ours[s]:.2f} | {base[s]:.2f} | {ours[s] - base[s]:+.2f} |")
         timings.append(f"{name}: {t_prior:.3f} s per image per denoiser call on {dev}")
         if args.samples > 0:
             size = int(prior.meta["image_size"][0])

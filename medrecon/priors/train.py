@@ -73,6 +73,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def edm_loss(edm: EDMDenoiser, x0: torch.Tensor, gen: torch.Generator, p_mean: float, p_std: float) -> torch.Tensor:
+    """EDM loss for a batch ``x0 (B, C, H, W)``: ``log sigma ~ N(p_mean, p_std^2)``, the network output ``F`` regressed
+    on ``(x0 - c_skip x) / c_out`` (EDM's weighting ``lambda(sigma) c_out^2 = 1``)."""
+    sigma = torch.exp(p_mean + p_std * torch.randn(x0.shape[0], generator=gen, device=x0.device))
+    xn = x0 + sigma[:, None, None, None] * torch.randn(x0.shape, generator=gen, device=x0.device)
+    c_skip, c_out, _, _ = edm.coefficients(sigma)
+    target = (x0 - c_skip[:, None, None, None] * xn) / c_out[:, None, None, None]
+    return (edm.raw(xn, sigma).float() - target).pow(2).mean()
+
+
+def ddpm_loss(net: torch.nn.Module, x0: torch.Tensor, gen: torch.Generator, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """DDPM eps-prediction loss with a uniform timestep ``t`` and ``x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps``."""
+    t = torch.randint(alphas_cumprod.shape[0], (x0.shape[0],), generator=gen, device=x0.device)
+    noise = torch.randn(x0.shape, generator=gen, device=x0.device)
+    ab = alphas_cumprod[t][:, None, None, None]
+    return (net(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t.float()).float() - noise).pow(2).mean()
+
+
 def train(run: Run) -> dict[str, Any]:
     """Train (or resume) the prior described by ``run.cfg``; returns a summary (steps, final losses, PSNR)."""
     from tqdm import tqdm
@@ -178,20 +196,9 @@ def train(run: Run) -> dict[str, Any]:
         x0 = augment(images[idx], modality, gen, data["augment"])
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             if tr["objective"] == "edm":
-                z = torch.randn(x0.shape[0], generator=gen, device=dev)
-                sigma = torch.exp(tr["p_mean"] + tr["p_std"] * z)
-                noise = torch.randn(x0.shape, generator=gen, device=dev)
-                xn = x0 + sigma[:, None, None, None] * noise
-                c_skip, c_out, _, _ = edm_train.coefficients(sigma)
-                target = (x0 - c_skip[:, None, None, None] * xn) / c_out[:, None, None, None]
-                pred = edm_train.raw(xn, sigma)
+                loss = edm_loss(edm_train, x0, gen, tr["p_mean"], tr["p_std"])
             else:
-                t = torch.randint(tr["num_timesteps"], (x0.shape[0],), generator=gen, device=dev)
-                noise = torch.randn(x0.shape, generator=gen, device=dev)
-                ab = ab_dev[t][:, None, None, None]
-                pred = net(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t.float())
-                target = noise
-            loss = (pred.float() - target).pow(2).mean()
+                loss = ddpm_loss(net, x0, gen, ab_dev)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tr["grad_clip"] > 0:
