@@ -41,7 +41,7 @@ CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
 COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit" (sigpy; needs >= 14 centre lines)
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
-GAMMA = 1.0  # DDS proximal weight in (A^H A + gamma I) x = A^H y + gamma x0_hat (smaller: closer to the data)
+GAMMA = 0.05  # DDS proximal weight in (A^H A + gamma I) x = A^H y + gamma x0_hat (small: near the data)
 SIGMA_Y = 0.01  # measurement noise given to the sampler, in the prior's units
 SEED = 0
 

@@ -107,3 +107,43 @@ def test_resume_refuses_a_different_spec(job, tmp_path):
     changed = load_spec(job.source, ["sampler.steps=5"])
     with pytest.raises(ConfigError, match="different job"):
         run_job(changed, out=out, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_from_the_command_line_is_bit_identical(tmp_path):
+    """A real ``medrecon run`` process killed with SIGKILL after its first chunk, then ``--resume``d."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import medrecon
+
+    data = write_tiny_fastmri(tmp_path / "vol.h5")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        mri_job_text(data, tmp_path / "out")
+        .replace('kind = "gaussian_test"', 'kind = "default"')
+        .replace("steps = 6", "steps = 12")
+    )
+    spec = load_spec(job)
+    reference = run_job(spec, out=tmp_path / "full", progress=False).reconstruction
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(medrecon.__file__).parents[1])}
+    cmd = [sys.executable, "-m", "medrecon.cli", "run", str(job), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    first_chunk = out / ".partial" / "slice_00001.pt"
+    while not first_chunk.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "record.json").exists(), "the run finished before it could be killed"
+    assert (out / ".partial" / "slice_00001.pt").exists()
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    with h5py.File(out / "reconstructions" / "vol.h5") as hf:
+        assert hf["reconstruction"][()].tobytes() == reference.tobytes()
+    assert json.loads((out / "record.json").read_text())["resumed"] is True

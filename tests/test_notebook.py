@@ -48,8 +48,13 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
         if cell.cell_type == "code"
         for out in cell.get("outputs", [])
     )
-    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-              if "image/png" in out.get("data", {})]
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    ]
     assert len(images) >= 3  # mask, coil maps, comparison
     assert "adjoint test relative error" in text
     for method in ("zero-filled", "CG-SENSE", "L1-wavelet", "DDS"):

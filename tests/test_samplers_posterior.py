@@ -19,7 +19,7 @@ from medrecon.samplers.reddiff import weight
 from operators import Diagonal, MatrixOperator
 
 F64 = torch.float64
-N = 1000
+N = 400
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_dds_mean_near_posterior_mean(setup):
 @pytest.mark.parametrize("mcg", [False, True], ids=["dps", "mcg"])
 def test_dps_mean_near_posterior_mean(setup, mcg):
     prior, a, y, problem, post = setup
-    sampler = DPS(karras(300, 0.002, 80), zeta=0.1, vp_scaling=False, mcg=mcg)
+    sampler = DPS(karras(200, 0.002, 80), zeta=0.1, vp_scaling=False, mcg=mcg)
     x = run(sampler, problem, prior, torch.Generator().manual_seed(1), progress=False).x
     assert (_offset_in_psd(x, post) <= 0.5).all(), _offset_in_psd(x, post)
     if mcg:
@@ -82,8 +82,8 @@ def test_reddiff_map_weighting_gives_the_posterior_mean(setup):
     s, lam, sy, batch = 0.3, 0.25, 0.1, 200
     smoothed = GaussianDenoiser(prior.mean, prior.cov + s**2 * torch.eye(4, dtype=F64))
     target = smoothed.posterior(a, y, sy).mean[0]
-    sigmas = torch.cat([torch.full((2000,), s, dtype=F64), torch.zeros(1, dtype=F64)])
-    sampler = REDDiff(sigmas, lr=0.01, lam=lam, weighting="snr", obs_weight=lam * 2 / (4 * sy**2), init="cg")
+    sigmas = torch.cat([torch.full((800,), s, dtype=F64), torch.zeros(1, dtype=F64)])
+    sampler = REDDiff(sigmas, lr=0.02, lam=lam, weighting="snr", obs_weight=lam * 2 / (4 * sy**2), init="cg")
     problem = InverseProblem(MatrixOperator(a), y.expand(batch, 2).clone(), sy)
     x = run(sampler, problem, prior, torch.Generator().manual_seed(2), progress=False).x
     se = x.std(0) / math.sqrt(batch)

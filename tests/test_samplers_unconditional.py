@@ -63,15 +63,15 @@ def test_ddim_chain_law_converges_to_the_prior(prior, eta, steps, bound):
 
 
 @pytest.mark.parametrize("sampler", [Heun(karras(18)), DPMSolverPP2M(karras(20)),
-                                     PredictorCorrector(log_uniform(500, 0.01, 80), corrector_steps=0)],
+                                     PredictorCorrector(log_uniform(300, 0.01, 80), corrector_steps=0)],
                          ids=["heun", "dpmpp2m", "reverse-diffusion"])
 def test_prior_samplers_reproduce_gaussian_moments(prior, sampler):
     x = run(sampler, None, prior, torch.Generator().manual_seed(1), shape=(N, 4), dtype=F64, progress=False).x
     _assert_moments(x, prior.mean, prior.cov)
 
 
-@pytest.mark.parametrize("sampler", [DDIM(karras(100)), DDIM(karras(200), eta=1.0), DPMSolverPP2M(karras(25)),
-                                     Heun(karras(18))], ids=["ddim", "ddim-ancestral", "dpmpp2m", "heun"])
+@pytest.mark.parametrize("sampler", [DDIM(karras(100)), DPMSolverPP2M(karras(25)), Heun(karras(18))],
+                         ids=["ddim", "dpmpp2m", "heun"])
 def test_prior_samplers_reproduce_mixture_weights(sampler):
     gen = torch.Generator().manual_seed(5)
     means = torch.tensor([[-2.0, -2.0], [1.5, 1.0]], dtype=F64)

@@ -53,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         f"{info['matrix'][1]}; {info['mask']} mask, acceleration {info['acceleration']:.2f} "
         f"({info['center_lines']} centre lines); DDS {spec.sampler.options['steps']} NFE"
     )
-    print(format_metrics_table(result.metrics, result.record["timings"]))
+    print(format_metrics_table(result.metrics, result.record["timings"], spec.sampler.kind))
     print(
         f"wall time {time.perf_counter() - start:.1f} s; outputs in {result.out}/ (figure.png, "
         f"reconstructions/, record.json)"

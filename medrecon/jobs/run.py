@@ -244,8 +244,13 @@ def run_job(
     job = prepared if prepared is not None else prepare_job(spec, registry)
     problem, run = job.problem, spec.run
     if run.scale is None:
-        scale_info = estimate_scale(problem, prior_data_max(job.prior), run.scale_percentile, job.device,
-                                    str(job.volume.path or spec.data.kind))
+        scale_info = estimate_scale(
+            problem,
+            prior_data_max(job.prior),
+            run.scale_percentile,
+            job.device,
+            str(job.volume.path or spec.data.kind),
+        )
     else:
         scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
     scale = scale_info["scale"]

@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     spec = load_spec(args.job, args.overrides)
     result = run_job(spec, out=args.out, resume=args.resume, progress=not args.quiet)
     if result.metrics:
-        print(format_metrics_table(result.metrics, result.record["timings"]))
+        print(format_metrics_table(result.metrics, result.record["timings"], spec.sampler.kind))
     total = result.record["timings"]["total_s"]
     print(f"wrote {len(result.files)} files to {result.out}/ in {total:.1f} s (record.json has the details)")
     return 0

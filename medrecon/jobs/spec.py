@@ -201,8 +201,8 @@ def parse_spec(
     """Validate a job table (as read from TOML) plus ``--set`` overrides into a ``JobSpec``.
 
     Relative ``path`` options of ``[data]`` and ``[prior]`` are resolved against ``base_dir`` (the job file's
-    folder), or against the working directory when they come from ``overrides``. Raises ``ConfigError`` naming the first unknown section, unknown key, missing key or mistyped
-    value.
+    folder), or against the working directory when they come from ``overrides``. Raises ``ConfigError`` naming
+    the first unknown section, unknown key, missing key or mistyped value.
     """
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
     overridden = set()
