@@ -6,8 +6,19 @@ import torch
 from medrecon.errors import InputError
 from medrecon.priors.gaussian import GaussianDenoiser
 from medrecon.samplers import (
-    DDIM, DPS, DPMSolverPP2M, Heun, InverseProblem, PredictorCorrector, Projection, REDDiff, dds, karras,
-    log_uniform, run, vp_linear,
+    DDIM,
+    DPS,
+    DPMSolverPP2M,
+    Heun,
+    InverseProblem,
+    PredictorCorrector,
+    Projection,
+    REDDiff,
+    dds,
+    karras,
+    log_uniform,
+    run,
+    vp_linear,
 )
 from operators import LinearOperator, MatrixOperator
 
@@ -145,7 +156,7 @@ def test_checkpoint_resume_is_bit_identical(name, priors, tmp_path):
 
 def test_prior_only_resume_restores_aux(priors, tmp_path):
     prior = priors[False]
-    kwargs = dict(shape=(2, 8, 8), dtype=F64, progress=False)
+    kwargs = {"shape": (2, 8, 8), "dtype": F64, "progress": False}
     full = run(DPMSolverPP2M(karras(6)), None, prior, torch.Generator().manual_seed(1), **kwargs).x
 
     def stop(state, info):

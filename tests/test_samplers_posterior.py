@@ -12,7 +12,17 @@ import torch
 
 from medrecon.priors.gaussian import GaussianDenoiser
 from medrecon.samplers import (
-    DDIM, DPS, InverseProblem, KrylovCG, PredictorCorrector, Projection, REDDiff, dds, karras, log_uniform, run,
+    DDIM,
+    DPS,
+    InverseProblem,
+    KrylovCG,
+    PredictorCorrector,
+    Projection,
+    REDDiff,
+    dds,
+    karras,
+    log_uniform,
+    run,
     vp_linear,
 )
 from medrecon.samplers.reddiff import weight

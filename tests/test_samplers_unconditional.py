@@ -5,6 +5,7 @@ Bounds: sample means within 4.5 standard errors per coordinate, covariance entri
 is the exact law of the discretised chain (a linear-Gaussian recursion per eigen-direction of ``C``), and that
 law is checked against the prior separately, so the test separates implementation errors from step-size bias.
 """
+import itertools
 import math
 
 import pytest
@@ -38,7 +39,7 @@ def ddim_chain_moments(prior, sigmas, eta, init_var=1.0):
     lam, vecs = prior.evals, prior.evecs
     mu = -(prior.mean @ vecs)
     var = torch.full_like(lam, sigmas[0] ** 2 + init_var)
-    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+    for s, s_next in itertools.pairwise(sigmas):
         c = ddim_noise_std(s, s_next, eta) if s_next > 0 else 0.0
         a = (lam + s * math.sqrt(max(0.0, s_next**2 - c**2))) / (lam + s**2)
         mu, var = a * mu, a**2 * var + c**2

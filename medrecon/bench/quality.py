@@ -17,14 +17,23 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-__all__ = ["add_arguments", "main", "Task", "mri_tasks", "ct_tasks", "classical_rows", "sampler_rows", "targets",
-           "prior_sigma_range"]
+__all__ = [
+    "Task",
+    "add_arguments",
+    "classical_rows",
+    "ct_tasks",
+    "main",
+    "mri_tasks",
+    "prior_sigma_range",
+    "sampler_rows",
+    "targets",
+]
 
 
 @dataclass
@@ -205,20 +214,23 @@ def prior_sigma_range(prior) -> tuple[float, float]:
     return float(sched.get("sigma_min", 0.002)), float(sched.get("sigma_max", 80.0))
 
 
-def _sampler_specs(quick: bool, long_steps: int, sigma_range: tuple[float, float]) -> list[tuple[str, Callable]]:
+def _sampler_specs(quick: bool, long_steps: int, sigma_range: tuple[float, float],
+                   gamma: float = 1.0) -> list[tuple[str, Callable]]:
     """The samplers and their fixed settings. Grids span the prior's trained noise range (Karras, rho = 7);
-    DDS uses the paper's eta for each NFE (0.15 / 0.5 / 0.8 at 20 / 50 / 100), 5 CG steps, gamma = 1; one DDS row
-    uses the paper's VP grid and code default eta = 0.85 for reference."""
+    DDS uses the paper's eta for each NFE (0.15 / 0.5 / 0.8 at 20 / 50 / 100), 5 CG steps and ``gamma`` (the
+    paper's settings: 1 for MRI, 0 - CG on the normal equations - for CT, where the operator's spectrum decays so
+    a unit proximal weight would swamp the data term); one DDS row uses the paper's VP grid and the code default
+    eta = 0.85 for reference."""
     from medrecon import samplers as S
 
     lo, hi = sigma_range
     long_steps = 100 if quick else long_steps
     eta = {20: 0.15, 50: 0.5, 100: 0.8}
     specs = [(f"DDS {n} NFE (eta {eta[n]})",
-              (lambda n=n: S.dds(n, eta=eta[n], cg_iters=5, gamma=1.0, sigmas=S.karras(n, lo, hi))))
+              (lambda n=n: S.dds(n, eta=eta[n], cg_iters=5, gamma=gamma, sigmas=S.karras(n, lo, hi))))
              for n in ((20, 50) if quick else (20, 50, 100))]
     if not quick:
-        specs.append(("DDS 50 NFE (VP grid, eta 0.85)", lambda: S.dds(50, eta=0.85, cg_iters=5, gamma=1.0)))
+        specs.append(("DDS 50 NFE (VP grid, eta 0.85)", lambda: S.dds(50, eta=0.85, cg_iters=5, gamma=gamma)))
     red_steps = 50 if quick else 100
     specs += [
         (f"projection DC (PC, {2 * long_steps} NFE)",
@@ -238,7 +250,8 @@ def sampler_rows(task: Task, prior, gen_seed: int, device: torch.device, quick: 
     scale = 1.0 / task.norm
     problem = InverseProblem(scale * task.op, scale * task.y, scale * task.sigma_y)
     rows = []
-    for label, build in _sampler_specs(quick, long_steps, prior_sigma_range(prior)):
+    gamma = 1.0 if task.modality == "mri" else 0.0
+    for label, build in _sampler_specs(quick, long_steps, prior_sigma_range(prior), gamma):
         if not label.lower().startswith(which):
             continue
         gen = torch.Generator(device).manual_seed(gen_seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["add_arguments", "main", "time_sampler", "build_timing_prior", "mri_problem"]
+__all__ = ["add_arguments", "build_timing_prior", "main", "mri_problem", "time_sampler"]
 
 MODEL_TOML = Path(__file__).resolve().parents[2] / "data_manifests" / "train_prior_mri.toml"
 
@@ -98,8 +98,8 @@ def main(args: argparse.Namespace) -> int:
             rows.append((f"{size}x{size}", coils, name, t))
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     lines = [
-        f"Per-step time, batch {args.batch}, device {dev_name}, torch {torch.__version__}, "
-        f"{time.strftime('%Y-%m-%d')}; median over steps 3..{steps}.",
+        (f"Per-step time, batch {args.batch}, device {dev_name}, torch {torch.__version__}, "
+         f"{time.strftime('%Y-%m-%d')}; median over steps 3..{steps}."),
         "",
         "| image | coils | sampler | step (ms) | network (ms) | rest (ms) | rest share |",
         "|---|---|---|---|---|---|---|",

@@ -90,7 +90,7 @@ class GaussianDenoiser(nn.Module):
         scale = (self.evals + sigma**2).sqrt()
         return self.mean + (z * scale) @ self.evecs.mT
 
-    def posterior(self, A: torch.Tensor, y: torch.Tensor, sigma_y: float) -> "GaussianPosterior":
+    def posterior(self, A: torch.Tensor, y: torch.Tensor, sigma_y: float) -> GaussianPosterior:
         """Closed-form posterior of ``x0`` given ``y = A x0 + sigma_y n`` with a real dense ``A`` of shape ``(m, n)``
         and ``y`` of shape ``(m,)`` or ``(B, m)``. ``sigma_y = 0`` is allowed when ``A C A^T`` is non-singular."""
         return _gaussian_posterior(self.mean, self.cov, A, y, sigma_y)

@@ -12,7 +12,24 @@ from .schedules import karras, log_uniform, vp_linear
 from .state import Sampler, State
 
 __all__ = [
-    "DDIM", "DPMSolverPP2M", "DPS", "Heun", "InverseProblem", "KrylovCG", "PredictorCorrector", "Projection",
-    "REDDiff", "RunResult", "Sampler", "State", "StepInfo", "TimedDenoiser", "dds", "ddim_projection", "karras",
-    "log_uniform", "run", "vp_linear",
+    "DDIM",
+    "DPS",
+    "DPMSolverPP2M",
+    "Heun",
+    "InverseProblem",
+    "KrylovCG",
+    "PredictorCorrector",
+    "Projection",
+    "REDDiff",
+    "RunResult",
+    "Sampler",
+    "State",
+    "StepInfo",
+    "TimedDenoiser",
+    "ddim_projection",
+    "dds",
+    "karras",
+    "log_uniform",
+    "run",
+    "vp_linear",
 ]

@@ -16,7 +16,7 @@ from medrecon.errors import InputError
 
 from .state import State
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["load_checkpoint", "save_checkpoint"]
 
 _FIXED = ("x", "x0", "log_weights")
 

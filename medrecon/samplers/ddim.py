@@ -1,7 +1,8 @@
 """DDIM with optional data consistency on the Tweedie estimate: DDS, DDIM + projection, unconditional DDIM."""
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -13,7 +14,7 @@ from .schedules import vp_linear
 from .state import Sampler, State
 from .transitions import ddim_step, dds_step
 
-__all__ = ["DDIM", "dds", "ddim_projection"]
+__all__ = ["DDIM", "ddim_projection", "dds"]
 
 DataConsistency = Callable[[torch.Tensor, InverseProblem], torch.Tensor]
 

@@ -43,11 +43,12 @@ class DPS(Sampler):
         eta: float = 1.0,
         vp_scaling: bool = True,
         mcg: bool = False,
-        projection: Projection = Projection(),
+        projection: Projection | None = None,
         init_var: float = 1.0,
     ):
         super().__init__(vp_linear(1000) if sigmas is None else sigmas, init_var)
-        self.zeta, self.eta, self.vp_scaling, self.mcg, self.projection = zeta, eta, vp_scaling, mcg, projection
+        self.zeta, self.eta, self.vp_scaling, self.mcg = zeta, eta, vp_scaling, mcg
+        self.projection = projection or Projection()
 
     def step(
         self, state: State, problem: InverseProblem | None, denoiser: Denoiser, generator: torch.Generator

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 
@@ -14,7 +14,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .problem import InverseProblem
 from .state import Sampler, State
 
-__all__ = ["TimedDenoiser", "StepInfo", "RunResult", "run"]
+__all__ = ["RunResult", "StepInfo", "TimedDenoiser", "run"]
 
 
 def _sync(device: torch.device) -> None:

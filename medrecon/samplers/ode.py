@@ -11,7 +11,7 @@ from .problem import InverseProblem
 from .schedules import karras
 from .state import Sampler, State
 
-__all__ = ["Heun", "DPMSolverPP2M"]
+__all__ = ["DPMSolverPP2M", "Heun"]
 
 
 class Heun(Sampler):

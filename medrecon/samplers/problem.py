@@ -58,7 +58,7 @@ class InverseProblem:
         self._require_noise()
         return self.A.adjoint(self.residual(x)) / self.sigma_y**2
 
-    def select(self, start: int, stop: int) -> "InverseProblem":
+    def select(self, start: int, stop: int) -> InverseProblem:
         """The sub-problem of samples ``start:stop`` (the operator is shared)."""
         return InverseProblem(self.A, self.y[start:stop], self.sigma_y)
 

@@ -14,7 +14,7 @@ from .schedules import vp_linear
 from .state import Sampler, State
 from .transitions import gaussian_like
 
-__all__ = ["REDDiff", "WEIGHTINGS", "weight"]
+__all__ = ["WEIGHTINGS", "REDDiff", "weight"]
 
 Weighting = Literal["linear", "sqrt", "square", "log", "constant", "snr"]
 WEIGHTINGS: tuple[str, ...] = ("linear", "sqrt", "square", "log", "constant", "snr")

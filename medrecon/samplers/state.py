@@ -10,7 +10,7 @@ from medrecon.priors.base import Denoiser
 from .problem import InverseProblem
 from .transitions import gaussian_like
 
-__all__ = ["State", "Sampler"]
+__all__ = ["Sampler", "State"]
 
 
 @dataclass
@@ -25,7 +25,7 @@ class State:
     step: int = 0
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def advance(self, x: torch.Tensor, x0: torch.Tensor, **aux: torch.Tensor) -> "State":
+    def advance(self, x: torch.Tensor, x0: torch.Tensor, **aux: torch.Tensor) -> State:
         """The next state: ``step + 1``, new ``x`` and ``x0``, ``aux`` entries updated."""
         return replace(self, x=x, x0=x0, step=self.step + 1, aux={**self.aux, **aux})
 

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-__all__ = ["gaussian_like", "ddim_step", "dds_step", "ddim_noise_std"]
+__all__ = ["ddim_noise_std", "ddim_step", "dds_step", "gaussian_like"]
 
 
 def gaussian_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
