@@ -58,17 +58,23 @@ def cg(
     p = r.clone()
     rs = inner(r, r, batch_dims)
     threshold = None if tol is None else (tol**2) * inner(rhs, rhs, batch_dims)
+    eps = torch.finfo(rs.dtype).eps
     tiny = torch.finfo(rs.dtype).tiny
+    # A sample whose residual has fallen to round-off of the right-hand side is converged: freezing it stops CG
+    # from amplifying round-off on singular (rank-deficient) systems when run for a fixed iteration count.
+    floor = (eps**2) * inner(rhs, rhs, batch_dims) + tiny
     for _ in range(iters):
-        if threshold is not None and bool((rs <= threshold).all()):
+        active = rs > (floor if threshold is None else torch.maximum(floor, threshold))
+        if not bool(active.any()):
             break
         ap = apply(p)
         pap = inner(p, ap, batch_dims)
-        alpha = torch.where(pap > tiny, rs / pap.clamp_min(tiny), torch.zeros_like(rs))
+        ok = active & (pap > eps * inner(p, p, batch_dims))
+        alpha = torch.where(ok, rs / pap.clamp_min(tiny), torch.zeros_like(rs))
         x = x + _expand(alpha, x).to(x.dtype) * p
         r = r - _expand(alpha, r).to(r.dtype) * ap
         rs_new = inner(r, r, batch_dims)
-        beta = torch.where(rs > tiny, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs))
+        beta = torch.where(ok, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs))
         p = r + _expand(beta, p).to(p.dtype) * p
         rs = rs_new
     return x

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RULES = {
     "operators": {"medrecon"},
-    "medrecon/priors": {"operators", "medrecon.samplers", "medrecon.jobs", "medrecon.io", "medrecon.cli"},
+    "medrecon/priors": {"operators", "medrecon.samplers", "medrecon.jobs", "medrecon.cli"},
     "medrecon/samplers": {"medrecon.io", "medrecon.jobs", "medrecon.cli"},
     "medrecon/io": {"medrecon.samplers", "medrecon.jobs", "medrecon.cli"},
     "medrecon/metrics": {"medrecon.samplers", "medrecon.jobs", "medrecon.cli"},

@@ -89,3 +89,15 @@ def test_power_norm():
     m = _matrix(8, 5, 9)
     est = power_norm(MatrixOperator(m).normal, _matrix(1, 5, 10)[0], iters=200)
     assert abs(float(est) - float(torch.linalg.matrix_norm(m, 2) ** 2)) < 1e-6 * float(est)
+
+
+def test_cg_stays_bounded_on_rank_deficient_systems():
+    """Past convergence on a singular normal operator CG must not amplify round-off."""
+    gen = torch.Generator().manual_seed(11)
+    m = torch.randn(2, 6, dtype=torch.float64, generator=gen)  # rank 2 in 6 dimensions
+    op = MatrixOperator(m)
+    y = torch.randn(3, 2, dtype=torch.float64, generator=gen)
+    rhs = op.adjoint(y)
+    x = cg(op.normal, rhs, iters=40)
+    torch.testing.assert_close(op(x), y, rtol=1e-8, atol=1e-8)
+    assert float(x.norm()) < 10 * float(torch.linalg.pinv(m).matmul(y.T).norm())

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from medrecon.errors import ChecksumError, InputError
+from medrecon.io.checksums import sha256_file
 from medrecon.priors import checkpoint as ckpt
 from medrecon.priors.checkpoint import default_prior, load_prior, save_checkpoint
 
@@ -45,7 +46,7 @@ def test_round_trip_gives_identical_outputs(saved):
                                    rtol=1e-5, atol=1e-6)  # same weights; only summation order may differ
     for k, v in net.state_dict().items():
         torch.testing.assert_close(prior.denoiser.net.state_dict()[k], v, rtol=0, atol=0)
-    assert prior.meta["weights_sha256"] == ckpt.file_sha256(sidecar.with_suffix(".safetensors"))
+    assert prior.meta["weights_sha256"] == sha256_file(sidecar.with_suffix(".safetensors"))
     for form in (sidecar.with_suffix(".safetensors"), sidecar.parent):
         assert load_prior(form).meta == prior.meta
 
@@ -80,7 +81,7 @@ def test_pickled_checkpoints_are_refused_without_unpickling(tmp_path, saved):
     weights = sidecar.with_suffix(".safetensors")
     weights.write_bytes(pt.read_bytes())
     meta = json.loads(sidecar.read_text())
-    meta["weights_sha256"] = ckpt.file_sha256(weights)
+    meta["weights_sha256"] = sha256_file(weights)
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(InputError, match="not a valid safetensors file"):
         load_prior(sidecar)

@@ -11,13 +11,13 @@ and reference agree exactly.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .atomic import write_json_atomic
+from .checksums import sha256_file
 from .fastmri import write_fastmri
 from .simulate import fft_rss, simulate_multicoil
 
@@ -61,15 +61,6 @@ def make_sample(
     return write_fastmri(out, kspace, rss, acquisition="AXT1", recon_size=tuple(rss.shape[-2:]), compress=True)
 
 
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def manifest(path: str | Path = SAMPLE_PATH, indices: tuple[int, ...] = HELDOUT_INDICES, coils: int = COILS,
              seed: int = SEED, mantissa_bits: int = MANTISSA_BITS) -> dict:
     """The manifest entry of a sample file written by :func:`make_sample` with these arguments."""
@@ -85,7 +76,7 @@ def manifest(path: str | Path = SAMPLE_PATH, indices: tuple[int, ...] = HELDOUT_
     return {
         "name": "fastmri_sample",
         "file": "medrecon/data/fastmri_sample.h5",
-        "sha256": sha256(path),
+        "sha256": sha256_file(path),
         "bytes": path.stat().st_size,
         "format": "fastMRI multi-coil HDF5 (kspace, reconstruction_rss, ismrmrd_header; attrs max, norm, acquisition)",
         "datasets": datasets,

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
-from .problem import Volume, VolumeProblem, verify_sha256
+from ..io.checksums import verify_sha256
+from .problem import Volume, VolumeProblem
 
 __all__ = [
     "fastmri_data",

@@ -15,12 +15,7 @@ float32 otherwise) with the sidecar as its ``meta`` attribute.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import ChecksumError, InputError
+from ..io.atomic import atomic_path
+from ..io.checksums import sha256_file
 from .adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VEDenoiser, VPDenoiser
 
 __all__ = [
@@ -35,9 +32,7 @@ __all__ = [
     "FORMAT",
     "MANIFEST_DIR",
     "PARAMETERIZATIONS",
-    "atomic_write",
     "default_prior",
-    "file_sha256",
     "load_prior",
     "network_denoiser",
     "read_sidecar",
@@ -53,31 +48,6 @@ MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_write(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``target``; renamed over it on success, removed on error."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
                     dtype: torch.dtype = torch.float16) -> Path:
     """Write ``<stem>.safetensors`` (floating tensors cast to ``dtype``) and ``<stem>.json``; return the sidecar."""
@@ -87,10 +57,10 @@ def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta:
     weights = stem.with_suffix(".safetensors")
     tensors = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
                for k, v in state_dict.items()}
-    with atomic_write(weights) as tmp:
+    with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    sidecar = {**meta, "format": FORMAT, "weights": weights.name, "weights_sha256": file_sha256(weights)}
-    with atomic_write(stem.with_suffix(".json")) as tmp:
+    sidecar = {**meta, "format": FORMAT, "weights": weights.name, "weights_sha256": sha256_file(weights)}
+    with atomic_path(stem.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return stem.with_suffix(".json")
 
@@ -180,7 +150,7 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
     weights = sidecar.parent / meta["weights"]
     if not weights.exists():
         raise InputError(weights, "weights file named by the sidecar is missing", "weights")
-    digest = file_sha256(weights)
+    digest = sha256_file(weights)
     for want, where in ((meta["weights_sha256"], sidecar), (expected, MANIFEST_DIR)):
         if want is not None and digest != want:
             raise ChecksumError(weights, f"sha256 {digest} does not match {want} recorded in {where}",

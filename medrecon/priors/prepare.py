@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write, file_sha256
+from ..io.atomic import atomic_path
+from ..io.checksums import sha256_file
 from .datasets import ct_heldout_slices, ct_training_set, mni152_heldout_slices, mri_training_set
 
 __all__ = ["main", "prepare"]
@@ -33,9 +34,9 @@ def _versions(names: list[str]) -> dict[str, str]:
 
 
 def _save(path: Path, arr: np.ndarray) -> dict:
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, arr.astype(np.float16))
-    return {"file": path.name, "shape": list(arr.shape), "dtype": "float16", "sha256": file_sha256(path)}
+    return {"file": path.name, "shape": list(arr.shape), "dtype": "float16", "sha256": sha256_file(path)}
 
 
 def prepare(out_dir: str | Path, manifest_dir: str | Path = "data_manifests") -> dict[str, dict]:
@@ -60,7 +61,7 @@ def prepare(out_dir: str | Path, manifest_dir: str | Path = "data_manifests") ->
     }
     manifest_dir.mkdir(parents=True, exist_ok=True)
     for key, m in manifests.items():
-        with atomic_write(manifest_dir / f"prior_{key}_train.json") as tmp:
+        with atomic_path(manifest_dir / f"prior_{key}_train.json") as tmp:
             tmp.write_text(json.dumps(m, indent=1) + "\n")
     return manifests
 

@@ -27,7 +27,8 @@ import torch
 
 from ..errors import ConfigError, InputError
 from .adapters import EDMDenoiser, VPDenoiser, linear_alphas_cumprod, vp_sigmas
-from .checkpoint import atomic_write, save_checkpoint
+from ..io.atomic import atomic_path
+from .checkpoint import save_checkpoint
 from .network import build_unet, count_parameters
 from .sampling import denoising_psnr
 from .train_config import load_config
@@ -147,7 +148,7 @@ def train(run: Run) -> dict[str, Any]:
         payload = {"model": net.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                    "generator": gen.get_state(), "step": step, "elapsed_s": elapsed_before + time.monotonic() - t0,
                    "sigma_data": sigma_data, "config_sha256": digest}
-        with atomic_write(state_path) as tmp:
+        with atomic_path(state_path) as tmp:
             torch.save(payload, tmp)
 
     def validate() -> dict[float, float] | None:
@@ -172,10 +173,10 @@ def train(run: Run) -> dict[str, Any]:
         x = heun_sample(wrapped, (tr["n_samples"], size, size), g, steps=tr["sample_steps"],
                         sigma_min=tr["sigma_min"], sigma_max=tr["sigma_max"], dtype=dtype, device=dev)
         try:
-            with atomic_write(path) as tmp:
+            with atomic_path(path) as tmp:
                 save_image_grid(x, str(tmp), vmax=1.2 if modality == "mri" else 1.0, title=f"{name}: step {step}")
         except ImportError:  # matplotlib is optional on training machines: keep the samples as an array
-            with atomic_write(path.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
+            with atomic_path(path.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
                 np.save(f, x.cpu().numpy())
 
     bar = tqdm(total=tr["max_steps"], initial=step, disable=not run.progress, desc=f"train {name}",

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ChecksumError, InputError
-from .checkpoint import file_sha256
+from ..io.checksums import sha256_file
 
 __all__ = ["augment", "load_heldout", "load_training_array", "smooth_phase", "to_network_images"]
 
@@ -93,7 +93,7 @@ def load_training_array(data: dict[str, Any], modality: str) -> tuple[np.ndarray
     path = Path(data["path"]) if data["path"] else None
     digest = None
     if source == "npy":
-        digest = file_sha256(path) if path.exists() else None
+        digest = sha256_file(path) if path.exists() else None
         if data["sha256"] and digest != data["sha256"]:
             raise ChecksumError(path, f"sha256 {digest} does not match data.sha256 {data['sha256']}", "sha256")
         arr = _read_npy(path)
