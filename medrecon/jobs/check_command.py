@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from .run_command import add_job_arguments
 
 EXAMPLES = """examples:
   medrecon check job.toml
@@ -22,16 +23,7 @@ EXAMPLES = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.add_argument("job", help="job file (.toml, or .yaml/.yml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one option; the value is a TOML literal (repeatable)",
-    )
-    parser.add_argument("--out", default=None, help="output folder to check (default: the job's run.out)")
+    add_job_arguments(parser, "output folder to check (default: the job's run.out)")
 
 
 def _bytes(t: torch.Tensor) -> int:

@@ -16,8 +16,8 @@ The shipped example jobs live in the package (medrecon/configs/*.toml); `medreco
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EXAMPLES
+def add_job_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The arguments ``run`` and ``check`` share: the job file, ``--set`` overrides and ``--out``."""
     parser.add_argument("job", help="job file (.toml, or .yaml/.yml with PyYAML installed)")
     parser.add_argument(
         "--set",
@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one option; the value is a TOML literal (repeatable)",
     )
-    parser.add_argument("--out", default=None, help="output folder (default: the job's run.out)")
+    parser.add_argument("--out", default=None, help=out_help)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    add_job_arguments(parser, "output folder (default: the job's run.out)")
     parser.add_argument(
         "--resume",
         action="store_true",
