@@ -148,7 +148,10 @@ def default_n_det(image_size: int | Sequence[int], det_spacing: float = 1.0, pix
         return math.ceil(2 * radius / det_spacing - 1e-9)
     assert detector_distance is not None
     half_fan = math.asin(min(radius / source_distance, 1.0))
-    extent = 2 * half_fan * detector_distance if detector == "equiangular" else 2 * detector_distance * math.tan(half_fan)
+    if detector == "equiangular":
+        extent = 2 * half_fan * detector_distance
+    else:
+        extent = 2 * detector_distance * math.tan(half_fan)
     return math.ceil(extent / det_spacing - 1e-9) + 1
 
 

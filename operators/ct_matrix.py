@@ -42,7 +42,9 @@ def _entries(points: np.ndarray, dirs: np.ndarray, h: int, w: int, pixel: float,
     return ray[valid], pix[valid], wts[valid]
 
 
-def joseph_matrix(points: np.ndarray, dirs: np.ndarray, image_size: tuple[int, int], pixel_size: float) -> sp.csr_matrix:
+def joseph_matrix(
+    points: np.ndarray, dirs: np.ndarray, image_size: tuple[int, int], pixel_size: float
+) -> sp.csr_matrix:
     """System matrix ``(n_rays, H * W)`` (float64 CSR, sorted indices) for rays through ``points`` along ``dirs``.
 
     Args:

@@ -79,7 +79,8 @@ def main(args: argparse.Namespace) -> int:
         noisy = denoising_psnr(lambda x, s: x, held, sigmas, torch.Generator(device=dev).manual_seed(4321), batch=4)
         base = denoising_psnr(wiener, held, sigmas, torch.Generator(device=dev).manual_seed(4321), batch=4)
         for s in sigmas:
-            rows.append(f"| {name} | {s:g} | {noisy[s]:.2f} | {ours[s]:.2f} | {base[s]:.2f} | {ours[s] - base[s]:+.2f} |")
+            gain = ours[s] - base[s]
+            rows.append(f"| {name} | {s:g} | {noisy[s]:.2f} | {ours[s]:.2f} | {base[s]:.2f} | {gain:+.2f} |")
         timings.append(f"{name}: {t_prior:.3f} s per image per denoiser call on {dev}")
         if args.samples > 0:
             size = int(prior.meta["image_size"][0])

@@ -236,7 +236,8 @@ def _sampler_specs(quick: bool, long_steps: int, sigma_range: tuple[float, float
     specs = [(f"DDS {n} NFE (eta {eta[n]})",
               (lambda n=n: S.dds(n, eta=eta[n], cg_iters=5, gamma=gamma, sigmas=S.karras(n, lo, hi))))
              for n in ((20, 50) if quick else (20, 50, 100))]
-    specs.append(("DDS 50 NFE (eta 1)", lambda: S.dds(50, eta=1.0, cg_iters=5, gamma=gamma, sigmas=S.karras(50, lo, hi))))
+    specs.append(("DDS 50 NFE (eta 1)",
+                  lambda: S.dds(50, eta=1.0, cg_iters=5, gamma=gamma, sigmas=S.karras(50, lo, hi))))
     if not quick:
         specs.append(("DDS 50 NFE (VP grid, eta 0.85)", lambda: S.dds(50, eta=0.85, cg_iters=5, gamma=gamma)))
     red_steps = 50 if quick else 100
@@ -328,8 +329,8 @@ def main(args: argparse.Namespace) -> int:
         path = args.mri_images if modality == "mri" else args.ct_images
         for task in make(images, args.quick, noise, gen, device, path):
             which = tuple(args.samplers.split(","))
-            new = classical_rows(task, gen, device, args.quick) + sampler_rows(task, prior, args.seed, device, args.quick,
-                                                                   args.long_steps, which)
+            new = classical_rows(task, gen, device, args.quick)
+            new += sampler_rows(task, prior, args.seed, device, args.quick, args.long_steps, which)
             for r in new:
                 print(f"{r.task} | {r.method} | {r.nfe} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds:.2f}", flush=True)
             rows += new

@@ -31,7 +31,8 @@ def simulate_sinogram(hu: torch.Tensor, op: torch.nn.Module, mu_water: float = M
 
 
 def add_poisson_noise(sino: torch.Tensor, photons: float, generator: torch.Generator) -> torch.Tensor:
-    """Transmission noise: counts ``~ Poisson(photons * exp(-sino))`` (at least 1), returned as ``-log(counts / photons)``.
+    """Transmission noise: counts ``~ Poisson(photons * exp(-sino))`` (at least 1), returned as
+    ``-log(counts / photons)``.
 
     ``photons`` is the unattenuated count per detector cell (e.g. 1e5 for a normal dose, 1e4 for low dose). Draws
     on the generator's device (CPU generators draw on CPU and move the result).

@@ -84,7 +84,8 @@ def edm_loss(edm: EDMDenoiser, x0: torch.Tensor, gen: torch.Generator, p_mean: f
     return (edm.raw(xn, sigma).float() - target).pow(2).mean()
 
 
-def ddpm_loss(net: torch.nn.Module, x0: torch.Tensor, gen: torch.Generator, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def ddpm_loss(net: torch.nn.Module, x0: torch.Tensor, gen: torch.Generator,
+              alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """DDPM eps-prediction loss with a uniform timestep ``t`` and ``x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps``."""
     t = torch.randint(alphas_cumprod.shape[0], (x0.shape[0],), generator=gen, device=x0.device)
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)

@@ -2,6 +2,7 @@
 on-the-fly augmentation that turns a batch of images into network channels."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def smooth_phase(shape: tuple[int, int, int], generator: torch.Generator, device
     """Random smooth phase maps ``(B, H, W)``: constant + linear ramps (up to pi across the field) + a bicubically
     upsampled 4x4 random field (up to pi/2)."""
     b, h, w = shape
-    u = lambda *s: torch.rand(*s, generator=generator, device=device)
+    u = functools.partial(torch.rand, generator=generator, device=device)
     yy = torch.linspace(-1, 1, h, device=device)[:, None]
     xx = torch.linspace(-1, 1, w, device=device)[None, :]
     c0 = (u(b, 1, 1) * 2 - 1) * math.pi
@@ -157,7 +158,7 @@ def augment(x: torch.Tensor, modality: str, generator: torch.Generator, enabled:
     """
     dev = x.device
     b, h, w = x.shape
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)
+    u = functools.partial(torch.rand, generator=generator, device=dev)
     ch = torch.view_as_real(x).movedim(-1, 1) if x.is_complex() else x[:, None]
     if enabled:
         flip = u(b) < 0.5
