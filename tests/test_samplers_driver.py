@@ -236,3 +236,14 @@ def test_clear_errors():
         REDDiff(weighting="cubic")
     with pytest.raises(ValueError, match="sigma_y"):
         InverseProblem(MatrixOperator(torch.eye(2)), torch.zeros(1, 2), 0.0).log_likelihood(torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_grad_log_likelihood_is_the_autograd_gradient(dtype):
+    """``grad_log_likelihood`` equals autograd's gradient of ``log_likelihood`` (real and complex images)."""
+    gen = torch.Generator().manual_seed(3)
+    a = MatrixOperator(torch.randn(5, 4, dtype=dtype, generator=gen))
+    problem = InverseProblem(a, torch.randn(2, 5, dtype=dtype, generator=gen), 0.3)
+    x = torch.randn(2, 4, dtype=dtype, generator=gen).requires_grad_(True)
+    (grad,) = torch.autograd.grad(problem.log_likelihood(x).sum(), x)
+    torch.testing.assert_close(problem.grad_log_likelihood(x.detach()), grad, rtol=1e-10, atol=1e-12)
