@@ -61,43 +61,26 @@ def test_dds_mean_near_posterior_mean(setup):
 @pytest.mark.parametrize("mcg", [False, True], ids=["dps", "mcg"])
 def test_dps_mean_near_posterior_mean(setup, mcg):
     prior, a, y, problem, post = setup
-    sampler = DPS(karras(200, 0.002, 80), zeta=0.1, vp_scaling=False, mcg=mcg)
+    sampler = DPS(karras(200, 0.002, 80), zeta=0.1, guidance="paper", vp_scaling=False, mcg=mcg)
     x = run(sampler, problem, prior, torch.Generator().manual_seed(1), progress=False).x
     assert (_offset_in_psd(x, post) <= 0.5).all(), _offset_in_psd(x, post)
-    if mcg:
-        assert float((x @ a.T - y).norm(dim=1).max()) <= 1e-8 * float(y.norm())
 
 
 @pytest.mark.parametrize("weighting", ["linear", "snr"])
 def test_reddiff_reaches_its_stationary_point(setup, weighting):
     """At a fixed noise level s the expected RED-Diff gradient vanishes at
-    ``(v/m A^T A + lam w(s) s/n (C + s^2 I)^{-1}) mu = v/m A^T y + lam w(s) s/n (C + s^2 I)^{-1} m0``."""
+    ``(A^T A / sy^2 + lam w(s) s P) mu = A^T y / sy^2 + lam w(s) s P m0`` with ``P = (C + s^2 I)^{-1}``."""
     prior, a, y, _, _ = setup
-    s, lam, batch = 0.3, 0.25, 200
+    s, lam, sy, batch = 0.3, 0.25, 0.1, 200
     p = torch.linalg.inv(prior.cov + s**2 * torch.eye(4, dtype=F64))
-    reg = lam * weight(weighting, s) * s / 4
-    mu_star = torch.linalg.solve(a.T @ a / 2 + reg * p, (y @ a).T / 2 + reg * (p @ prior.mean)[:, None]).T
+    reg = lam * weight(weighting, s) * s
+    mu_star = torch.linalg.solve(a.T @ a / sy**2 + reg * p, (y @ a).T / sy**2 + reg * (p @ prior.mean)[:, None]).T
     sigmas = torch.cat([torch.full((2000,), s, dtype=F64), torch.zeros(1, dtype=F64)])
-    problem = InverseProblem(MatrixOperator(a), y.expand(batch, 2).clone(), 0.1)
+    problem = InverseProblem(MatrixOperator(a), y.expand(batch, 2).clone(), sy)
     x = run(REDDiff(sigmas, lr=0.01, lam=lam, weighting=weighting), problem, prior,
             torch.Generator().manual_seed(1), progress=False).x
     se = x.std(0) / math.sqrt(batch)
-    assert ((x.mean(0) - mu_star[0]).abs() <= 5 * se + 1e-3).all(), (x.mean(0), mu_star)
-
-
-def test_reddiff_map_weighting_gives_the_posterior_mean(setup):
-    """With ``snr`` weighting and ``obs_weight = lam m / (n sigma_y^2)`` the stationary point is the MAP, i.e.
-    the posterior mean, under the s-smoothed prior N(m0, C + s^2 I)."""
-    prior, a, y, _, _ = setup
-    s, lam, sy, batch = 0.3, 0.25, 0.1, 200
-    smoothed = GaussianDenoiser(prior.mean, prior.cov + s**2 * torch.eye(4, dtype=F64))
-    target = smoothed.posterior(a, y, sy).mean[0]
-    sigmas = torch.cat([torch.full((800,), s, dtype=F64), torch.zeros(1, dtype=F64)])
-    sampler = REDDiff(sigmas, lr=0.02, lam=lam, weighting="snr", obs_weight=lam * 2 / (4 * sy**2), init="cg")
-    problem = InverseProblem(MatrixOperator(a), y.expand(batch, 2).clone(), sy)
-    x = run(sampler, problem, prior, torch.Generator().manual_seed(2), progress=False).x
-    se = x.std(0) / math.sqrt(batch)
-    assert ((x.mean(0) - target).abs() <= 5 * se + 1e-3).all(), (x.mean(0), target)
+    assert ((x.mean(0) - mu_star[0]).abs() <= 5 * se + 2e-3).all(), (x.mean(0), mu_star)
 
 
 @pytest.mark.parametrize("dtype", [F64, torch.complex128])
@@ -126,7 +109,7 @@ def test_projection_on_masked_fourier_is_hard_kspace_replacement():
     op = Diagonal(mask.to(torch.complex128)) @ MatrixOperator(f)
     x = torch.randn(3, 8, generator=gen, dtype=torch.complex128)
     y = op(torch.randn(3, 8, generator=gen, dtype=torch.complex128))
-    out = Projection(iters=1, tol=None)(x, InverseProblem(op, y))
+    out = Projection(iters=1, tol=None).solve(x, InverseProblem(op, y), y)
     replaced = torch.where(mask, y, x @ f.T) @ f.conj()
     torch.testing.assert_close(out, replaced, rtol=1e-12, atol=1e-12)
 
@@ -136,17 +119,21 @@ def test_projection_reaches_consistency_for_general_operators(dtype):
     gen = torch.Generator().manual_seed(6)
     a = torch.randn(3, 5, generator=gen, dtype=dtype)
     problem = InverseProblem(MatrixOperator(a), torch.randn(4, 3, generator=gen, dtype=dtype))
-    out = Projection(iters=20, tol=1e-12)(torch.randn(4, 5, generator=gen, dtype=dtype), problem)
+    x = torch.randn(4, 5, generator=gen, dtype=dtype)
+    out = Projection(iters=20, tol=1e-12)(x, x, 1.0, problem)
     assert float(problem.residual_norm(out).max()) <= 1e-8 * float(problem.y.abs().max())
 
 
 @pytest.mark.parametrize("sampler", [
     DDIM(vp_linear(20), eta=0.85, noise="dds", dc=Projection(tol=1e-12)),
     PredictorCorrector(log_uniform(20, 0.01, 50), dc=Projection(tol=1e-12)),
-], ids=["ddim-projection", "predictor-corrector"])
+    DPS(karras(20, 0.002, 80), zeta=0.1, guidance="paper", vp_scaling=False, mcg=True),
+], ids=["ddim-projection", "predictor-corrector", "mcg"])
 def test_projection_samplers_end_measurement_consistent(setup, sampler):
+    """For noiseless data the projection samplers end exactly on ``A x = y``."""
     prior, a, y, problem, _ = setup
-    x = run(sampler, problem.select(0, 16), prior, torch.Generator().manual_seed(0), progress=False).x
+    noiseless = InverseProblem(problem.A, problem.y[:16], 0.0)
+    x = run(sampler, noiseless, prior, torch.Generator().manual_seed(0), progress=False).x
     assert float((x @ a.T - y).norm(dim=1).max()) <= 1e-8 * float(y.norm())
 
 
@@ -156,7 +143,7 @@ def test_krylov_cg_solves_the_proximal_system():
     a = torch.randn(3, 5, generator=gen, dtype=torch.complex128)
     y = torch.randn(2, 3, generator=gen, dtype=torch.complex128)
     x_hat = torch.randn(2, 5, generator=gen, dtype=torch.complex128)
-    out = KrylovCG(iters=20, gamma=0.7, tol=1e-14)(x_hat, InverseProblem(MatrixOperator(a), y))
+    out = KrylovCG(iters=20, gamma=0.7, tol=1e-14)(x_hat, x_hat, 0.5, InverseProblem(MatrixOperator(a), y))
     lhs = a.conj().T @ a + 0.7 * torch.eye(5, dtype=torch.complex128)
     expected = torch.linalg.solve(lhs, (y @ a.conj() + 0.7 * x_hat).T).T
     torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)

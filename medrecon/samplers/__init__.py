@@ -1,8 +1,8 @@
 """Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
 predictor-corrector, RED-Diff, prior-only ODE samplers and the ``run`` driver."""
-from .consistency import KrylovCG, Projection
+from .consistency import KrylovCG, LikelihoodGradient, Projection, data_weight, x0_variance
 from .ddim import DDIM, ddim_projection, dds
-from .dps import DPS
+from .dps import DPS, NormalisedResidualGradient
 from .driver import RunResult, StepInfo, TimedDenoiser, run
 from .ode import DPMSolverPP2M, Heun
 from .pc import PredictorCorrector
@@ -18,6 +18,8 @@ __all__ = [
     "Heun",
     "InverseProblem",
     "KrylovCG",
+    "LikelihoodGradient",
+    "NormalisedResidualGradient",
     "PredictorCorrector",
     "Projection",
     "REDDiff",
@@ -27,9 +29,11 @@ __all__ = [
     "StepInfo",
     "TimedDenoiser",
     "ddim_projection",
+    "data_weight",
     "dds",
     "karras",
     "log_uniform",
     "run",
     "vp_linear",
+    "x0_variance",
 ]

@@ -1,8 +1,7 @@
 """DDIM with optional data consistency on the Tweedie estimate: DDS, DDIM + projection, unconditional DDIM."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -14,22 +13,55 @@ from .schedules import vp_linear
 from .state import Sampler, State
 from .transitions import ddim_step, dds_step
 
-__all__ = ["DDIM", "ddim_projection", "dds"]
+__all__ = ["DDIM", "DataConsistency", "ddim_projection", "dds", "tweedie_with_dc"]
 
-DataConsistency = Callable[[torch.Tensor, InverseProblem], torch.Tensor]
+
+class DataConsistency(Protocol):
+    """``dc(x0_hat, x, sigma, problem) -> x0'``; ``needs_grad``: ``x0_hat`` must carry autograd's graph to ``x``."""
+
+    needs_grad: bool
+
+    def __call__(
+        self, x0_hat: torch.Tensor, x: torch.Tensor, sigma: float, problem: InverseProblem
+    ) -> torch.Tensor: ...
+
+
+def tweedie_with_dc(
+    denoiser: Denoiser, x: torch.Tensor, sigma: float, dc: DataConsistency | None, problem: InverseProblem | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x0_hat, x0')``: the Tweedie estimate ``D(x, sigma)`` and its data-consistent update (both detached).
+
+    Builds ``x0_hat`` with autograd enabled when ``dc.needs_grad``; ``x0' = x0_hat`` without ``dc``.
+    """
+    if dc is None:
+        x0 = denoiser(x, sigma)
+        return x0, x0
+    if problem is None:
+        raise ValueError("data consistency needs an InverseProblem")
+    if dc.needs_grad:
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            x0 = denoiser(xg, sigma)
+            x0_dc = dc(x0, xg, sigma, problem)
+        return x0.detach(), x0_dc.detach()
+    x0 = denoiser(x, sigma)
+    return x0, dc(x0, x, sigma, problem)
 
 
 class DDIM(Sampler):
-    """One denoiser call per step: ``x0 = D(x, sigma)``, ``eps = (x - x0) / sigma``, ``x0' = dc(x0)``, then
-    re-noise to ``sigma_next`` (the last step returns ``x0'``).
+    """One denoiser call per step: ``x0_hat = D(x, sigma)``, ``x0' = dc(x0_hat, x, sigma, problem)``, then
+    re-noise ``x0'`` to ``sigma_next`` (the last step returns ``x0'``).
 
     Args:
         sigmas: descending grid ending with 0 (``schedules``).
         eta: stochasticity; with ``noise="ddim"`` DDIM's eta (0 deterministic, 1 ancestral), with
             ``noise="dds"`` DDS's mixing ``x_next = x0' + sigma_next (eta xi + sqrt(1 - eta^2) eps)``.
         noise: which re-noising rule.
-        dc: data consistency applied to the Tweedie estimate (``KrylovCG``, ``Projection``) or None
-            (unconditional DDIM).
+        dc: data consistency on the Tweedie estimate (``KrylovCG``, ``Projection``, ``LikelihoodGradient``) or
+            None (unconditional DDIM).
+        eps: the noise direction kept when re-noising: ``"prior"`` is ``(x - x0_hat) / sigma`` from before data
+            consistency (DDS), ``"posterior"`` is ``(x - x0') / sigma``, which makes the step a discretisation
+            of the posterior's reverse process (``(x0' - x) / sigma^2`` is then its score).
         init_var: see ``Sampler``.
     """
 
@@ -39,24 +71,26 @@ class DDIM(Sampler):
         eta: float = 0.0,
         noise: Literal["ddim", "dds"] = "ddim",
         dc: DataConsistency | None = None,
+        eps: Literal["prior", "posterior"] = "prior",
         init_var: float = 1.0,
     ):
         super().__init__(sigmas, init_var)
         if noise not in ("ddim", "dds"):
             raise ValueError(f"noise must be 'ddim' or 'dds', got {noise!r}")
+        if eps not in ("prior", "posterior"):
+            raise ValueError(f"eps must be 'prior' or 'posterior', got {eps!r}")
         if not 0.0 <= eta <= 1.0:
             raise ValueError("eta must lie in [0, 1]")
-        self.eta, self.noise, self.dc = eta, noise, dc
+        self.eta, self.noise, self.dc, self.eps = eta, noise, dc, eps
         self.needs_problem = dc is not None
+        self.requires_grad = bool(getattr(dc, "needs_grad", False))
 
     def step(
         self, state: State, problem: InverseProblem | None, denoiser: Denoiser, generator: torch.Generator
     ) -> State:
         sigma, sigma_next = self.sigmas[state.step], self.sigmas[state.step + 1]
-        x0 = denoiser(state.x, sigma)
-        eps = (state.x - x0) / sigma
-        if self.dc is not None:
-            x0 = self.dc(x0, self._require(problem))
+        x0_hat, x0 = tweedie_with_dc(denoiser, state.x, sigma, self.dc, problem)
+        eps = (state.x - (x0 if self.eps == "posterior" else x0_hat)) / sigma
         if sigma_next == 0:
             x = x0
         elif self.noise == "dds":
@@ -70,18 +104,32 @@ def dds(
     steps: int = 50,
     eta: float = 0.85,
     cg_iters: int = 5,
-    gamma: float = 1.0,
+    gamma: float | None = None,
+    lam: float = 1.0,
+    sigma_data: float | None = None,
     tol: float | None = None,
     sigmas: torch.Tensor | None = None,
 ) -> DDIM:
-    """DDS with its published defaults: VP linear grid of ``steps`` points (or the given ``sigmas``), DDS noise
-    ``eta``, ``cg_iters`` CG iterations on ``(A^H A + gamma I) x = A^H y + gamma x0_hat`` (``gamma = 0``: the
-    noiseless normal equations, early stopping as the regulariser)."""
+    """DDS: VP linear grid of ``steps`` points (or the given ``sigmas``), DDS noise ``eta``, ``cg_iters`` CG
+    iterations on ``(A^H A + rho I) x = A^H y + rho x0_hat`` from ``x0_hat``.
+
+    ``rho`` follows the measurement noise and the current noise level (``consistency.data_weight`` with ``lam``
+    and ``sigma_data``; noiseless data give the normal equations, early stopping as the regulariser) unless
+    ``gamma`` fixes it (the paper's noisy-MRI setting is ``gamma = 1``)."""
     grid = vp_linear(steps) if sigmas is None else sigmas
-    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, gamma, tol))
+    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma, tol))
 
 
-def ddim_projection(steps: int = 50, eta: float = 0.85, iters: int = 20, tol: float | None = 1e-6) -> DDIM:
-    """DDIM on the VP linear grid with a hard projection onto ``A x = y`` of every Tweedie estimate
-    (score-MRI-style data consistency inside DDIM)."""
-    return DDIM(vp_linear(steps), eta=eta, noise="dds", dc=Projection(iters, tol))
+def ddim_projection(
+    steps: int = 50,
+    eta: float = 0.85,
+    iters: int = 20,
+    tol: float | None = 1e-6,
+    lam: float = 1.0,
+    sigma_data: float | None = None,
+    sigmas: torch.Tensor | None = None,
+) -> DDIM:
+    """DDIM with the proximal step solved to ``tol`` on every Tweedie estimate (for noiseless data the hard
+    projection onto ``A x = y``, score-MRI-style data consistency inside DDIM)."""
+    grid = vp_linear(steps) if sigmas is None else sigmas
+    return DDIM(grid, eta=eta, noise="dds", dc=Projection(iters, tol, lam, sigma_data))

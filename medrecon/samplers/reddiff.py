@@ -9,6 +9,7 @@ import torch
 from medrecon.priors.base import Denoiser
 from operators import cg
 
+from .consistency import Projection
 from .problem import InverseProblem
 from .schedules import vp_linear
 from .state import Sampler, State
@@ -44,26 +45,31 @@ def _real(t: torch.Tensor) -> torch.Tensor:
 
 class REDDiff(Sampler):
     """Per step at noise level ``sigma`` (descending grid; the final 0 is not visited): draw ``eps``, form
-    ``x = mu + sigma eps``, ``eps_hat = (x - D(x, sigma)) / sigma`` (detached) and take one Adam step on
+    ``x = mu + sigma eps``, ``eps_hat = (x - D(x, sigma)) / sigma`` (detached) and take one Adam step along
 
-        ``obs_weight / (2 m) ||y - A mu||^2 + lam w(sigma) / n <sg(eps_hat - eps), mu>``
+        ``obs_weight A^H (A mu - y) / sigma_y^2 + lam w(sigma) (eps_hat - eps)``,
 
-    with ``m``, ``n`` the per-sample element counts of ``y`` and ``mu`` (RED-diff's element means), i.e. the
-    gradient ``obs_weight / m A^H (A mu - y) + lam w(sigma) / n (eps_hat - eps)``. Adam acts on real components.
+    the gradient of the negative log-likelihood (``sigma_y = InverseProblem.sigma_y``) plus RED-diff's
+    denoising regulariser. With ``weighting="snr"`` and ``lam = 1`` the regulariser is the gradient of the
+    ``sigma``-smoothed prior's negative log-density, so the fixed point is that prior's MAP estimate. For
+    noiseless data (``sigma_y = 0``) the data term becomes a constraint: each Adam step on the regulariser is
+    followed by the projection onto ``{A mu = y}`` (``Projection``). Adam acts on real components, so only the
+    ratio of the two terms matters.
 
     For a Gaussian prior ``N(m0, C)`` and a fixed ``sigma`` the expected gradient vanishes at
-    ``(obs_weight / m A^H A + lam w sigma / n (C + sigma^2 I)^{-1}) mu = obs_weight / m A^H y
-    + lam w sigma / n (C + sigma^2 I)^{-1} m0`` (tests check this stationary point).
+    ``(obs_weight / sigma_y^2 A^H A + lam w sigma (C + sigma^2 I)^{-1}) mu = obs_weight / sigma_y^2 A^H y
+    + lam w sigma (C + sigma^2 I)^{-1} m0`` (tests check this stationary point).
 
     Args:
         sigmas: descending grid ending with 0; default ``vp_linear(steps)`` as in RED-diff.
         lr: Adam learning rate (in image units).
-        lam: regulariser weight (0.25).
+        lam: regulariser weight.
         weighting: one of ``WEIGHTINGS``.
-        obs_weight: data-term weight (1).
+        obs_weight: data-term weight (1: the likelihood's own).
         init: ``"adjoint"`` (``mu = A^H y``) or ``"cg"`` (CG on ``A^H A mu = A^H y`` from 0: up to ``init_cg_iters``
             iterations, stopped at relative residual 1e-6).
         betas, adam_eps: Adam constants.
+        projection: the projection used for noiseless data.
     """
 
     def __init__(
@@ -71,13 +77,14 @@ class REDDiff(Sampler):
         sigmas: torch.Tensor | None = None,
         steps: int = 50,
         lr: float = 0.1,
-        lam: float = 0.25,
-        weighting: Weighting = "linear",
+        lam: float = 1.0,
+        weighting: Weighting = "snr",
         obs_weight: float = 1.0,
-        init: Literal["adjoint", "cg"] = "adjoint",
+        init: Literal["adjoint", "cg"] = "cg",
         init_cg_iters: int = 20,
         betas: tuple[float, float] = (0.9, 0.99),
         adam_eps: float = 1e-8,
+        projection: Projection | None = None,
     ):
         super().__init__(vp_linear(steps) if sigmas is None else sigmas, init_var=0.0)
         weight(weighting, 1.0)
@@ -85,6 +92,7 @@ class REDDiff(Sampler):
             raise ValueError("init must be 'adjoint' or 'cg'")
         self.lr, self.lam, self.weighting, self.obs_weight = lr, lam, weighting, obs_weight
         self.init_mode, self.init_cg_iters, self.betas, self.adam_eps = init, init_cg_iters, betas, adam_eps
+        self.projection = projection or Projection()
 
     def init(self, problem, denoiser, generator, shape=None, dtype=None, device=None) -> State:
         problem = self._require(problem)
@@ -108,10 +116,10 @@ class REDDiff(Sampler):
         eps = gaussian_like(mu, generator)
         x = mu + sigma * eps
         eps_hat = (x - denoiser(x, sigma)) / sigma
-        m = problem.y[0].numel()
-        n = mu[0].numel()
-        grad = (self.obs_weight / m) * problem.A.adjoint(-problem.residual(mu))
-        grad = grad + (self.lam * weight(self.weighting, sigma) / n) * (eps_hat - eps)
+        grad = (self.lam * weight(self.weighting, sigma)) * (eps_hat - eps)
+        noiseless = problem.sigma_y == 0
+        if not noiseless:
+            grad = grad + (self.obs_weight / problem.sigma_y**2) * problem.A.adjoint(-problem.residual(mu))
         b1, b2 = self.betas
         t = state.step + 1
         g = _real(grad)
@@ -120,6 +128,8 @@ class REDDiff(Sampler):
         update = (adam_m / (1 - b1**t)) / ((adam_v / (1 - b2**t)).sqrt() + self.adam_eps)
         new_mu = _real(mu) - self.lr * update
         new_mu = torch.view_as_complex(new_mu.contiguous()) if mu.is_complex() else new_mu
+        if noiseless:
+            new_mu = self.projection.solve(new_mu, problem, problem.y)
         return state.advance(x, new_mu, adam_m=adam_m, adam_v=adam_v)
 
     def result(self, state: State) -> torch.Tensor:
