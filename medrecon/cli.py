@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("medrecon.jobs.check_command", "validate a job spec, its data and operator without running it"),
     "list": ("medrecon.jobs.list_command", "list the registered operators, priors and samplers"),
     "demo": ("medrecon.jobs.demo", "reconstruct the shipped fastMRI-format sample (the README's first command)"),
-    "train-prior": ("medrecon.priors.train", "train a 2D diffusion prior from a TOML config"),
+    "train-prior": ("medrecon.training.train", "train a 2D diffusion prior from a TOML config"),
     "bench": ("medrecon.bench.cli", "benchmarks against peer libraries (operators, ct, prior, quality, samplers)"),
 }
 

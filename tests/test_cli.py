@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from medrecon.cli import main
-from medrecon.io.checksums import sha256_file
+from medrecon.files import sha256_file
 from tests.test_jobs_support import COILS, mri_job_text, stand_in_registered, write_tiny_fastmri
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -161,7 +161,7 @@ def test_shipped_sample_matches_manifest_and_schema():
     import json
     from pathlib import Path
 
-    from medrecon.io.checksums import sha256_file as sha256
+    from medrecon.files import sha256_file as sha256
     from medrecon.io.make_sample import MANIFEST_PATH, SAMPLE_PATH
     from operators.mri import ifft2c
 

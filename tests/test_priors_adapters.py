@@ -13,13 +13,11 @@ from medrecon.priors.adapters import (
     VPDenoiser,
     channels_to_complex,
     complex_to_channels,
-    linear_alphas_cumprod,
-    vp_sigmas,
 )
 from medrecon.priors.base import Denoiser, score
-from medrecon.priors.wiener import FourierWienerDenoiser
+from medrecon.schedules import vp_alpha_bar, vp_alpha_bar_to_sigma
 
-AB = linear_alphas_cumprod(50, 1e-3, 0.2)
+AB = vp_alpha_bar(1e-3, 0.2, 50)
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +30,7 @@ def float64_default():
 
 def _ab_of_t(t: torch.Tensor) -> torch.Tensor:
     """alpha_bar at fractional t, consistent with VPDenoiser.timestep (linear in log sigma between steps)."""
-    ls = vp_sigmas(AB).log()
+    ls = vp_alpha_bar_to_sigma(AB).log()
     i = t.floor().long().clamp(0, len(ls) - 2)
     log_s = ls[i] + (t - i) * (ls[i + 1] - ls[i])
     return 1 / (1 + (2 * log_s).exp())
@@ -74,7 +72,7 @@ def test_vp_eps_x0_v_adapters_give_the_same_tweedie_estimate():
 
 def test_vp_timestep_lookup_hits_table_entries_and_interpolates_in_log_sigma():
     vp = VPDenoiser(EpsNet(), AB, "eps")
-    sig = vp_sigmas(AB)
+    sig = vp_alpha_bar_to_sigma(AB)
     torch.testing.assert_close(vp.timestep(sig[[0, 7, 49]]), torch.tensor([0.0, 7.0, 49.0]))
     mid = (sig[10].log() + sig[11].log()).div(2).exp()
     torch.testing.assert_close(vp.timestep(mid[None]), torch.tensor([10.5]))
@@ -173,12 +171,3 @@ def test_slicewise_equals_per_slice_application_and_bounds_the_chunk():
     assert max(sizes) <= 3 and sum(sizes) == 10
     with pytest.raises(ValueError):
         SliceWise(base)(vol[0], 0.1)
-
-
-def test_fourier_wiener_is_exact_for_a_white_gaussian_prior():
-    g = torch.Generator().manual_seed(1)
-    imgs = 0.2 + 0.5 * torch.randn(4000, 4, 4, generator=g)
-    w = FourierWienerDenoiser.fit(imgs)
-    x = torch.randn(2, 4, 4, generator=g)
-    want = 0.2 + 0.25 / (0.25 + 0.3**2) * (x - 0.2)
-    torch.testing.assert_close(w(x, 0.3), want, atol=0.03, rtol=0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from medrecon.errors import ChecksumError, InputError
-from medrecon.io.checksums import sha256_file
+from medrecon.files import sha256_file
 from medrecon.priors import checkpoint as ckpt
 from medrecon.priors.checkpoint import default_prior, load_prior, save_checkpoint
 

@@ -239,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        from medrecon.io.atomic import atomic_path
+        from medrecon.files import atomic_path
 
         with atomic_path(args.out) as tmp:
             tmp.write_text(table + "\n")

@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _data(modality: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(training array (N, H, W) magnitude/real, held-out images as prior inputs (M, H, W))."""
-    from medrecon.priors import datasets
-    from medrecon.priors.train_data import to_network_images
+    from medrecon.training import datasets
+    from medrecon.training.data import to_network_images
 
     if modality == "mri":
         train, _ = datasets.mri_training_set()
         held = to_network_images(datasets.mni152_heldout_slices(), "mri", seed=1234, device=torch.device("cpu"))
     else:
-        from medrecon.priors.prepare import CT_RANDOM_PHANTOMS
+        from medrecon.training.prepare import CT_RANDOM_PHANTOMS
 
         train, _ = datasets.ct_training_set(CT_RANDOM_PHANTOMS)
         held = to_network_images(datasets.ct_heldout_slices(), "ct", seed=1234, device=torch.device("cpu"))
@@ -42,9 +42,9 @@ def _data(modality: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fit_wiener(train: torch.Tensor, modality: str, n_fit: int, seed: int):
+    from medrecon.baselines.wiener import FourierWienerDenoiser
     from medrecon.priors.adapters import channels_to_complex
-    from medrecon.priors.train_data import augment
-    from medrecon.priors.wiener import FourierWienerDenoiser
+    from medrecon.training.data import augment
 
     g = torch.Generator().manual_seed(seed)
     draws = []
@@ -57,7 +57,7 @@ def _fit_wiener(train: torch.Tensor, modality: str, n_fit: int, seed: int):
 
 def main(args: argparse.Namespace) -> int:
     from medrecon.priors.checkpoint import load_prior
-    from medrecon.priors.sampling import denoising_psnr, heun_sample, save_image_grid
+    from medrecon.training.evaluate import denoising_psnr, heun_sample, save_image_grid
 
     dev = torch.device(args.device)
     sigmas = list(SIGMAS[1::2] if args.quick else SIGMAS)

@@ -1,7 +1,7 @@
 """``medrecon bench quality``: PSNR / SSIM (fastMRI definitions, volume ``maxval = gt.max()``), NFE and wall time
 of classical baselines and diffusion samplers on held-out images.
 
-* MRI: ``medrecon.priors.datasets.mni152_heldout_slices`` (128 x 128) with a smooth random phase, 8 birdcage
+* MRI: ``medrecon.training.datasets.mni152_heldout_slices`` (128 x 128) with a smooth random phase, 8 birdcage
   coils, k-space ``fft2c(S x)`` plus complex noise of std ``--mri-noise`` on the sampled entries; fastMRI masks
   (random and equispaced 1D) at 4x (centre 0.08) and 8x (centre 0.04). Metrics on magnitudes.
 * CT: ``ct_heldout_slices`` (128 x 128, [0, 1]); parallel beam, 8 / 16 / 32 views over 180 degrees; Gaussian
@@ -108,7 +108,7 @@ def mri_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, devi
               path: str | None = None) -> list[Task]:
     """8-coil MRI at 4x / 8x with random and equispaced fastMRI masks (``quick``: 4x random only)."""
     from medrecon.io.simulate import simulate_multicoil
-    from medrecon.priors.datasets import mni152_heldout_slices
+    from medrecon.training.datasets import mni152_heldout_slices
     from operators.masks import equispaced_mask, random_mask
     from operators.mri import multicoil_mri
 
@@ -131,7 +131,7 @@ def mri_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, devi
 def ct_tasks(images: int, quick: bool, noise: float, gen: torch.Generator, device,
              path: str | None = None) -> list[Task]:
     """Sparse-view parallel-beam CT with 8 / 16 / 32 views (``quick``: 16 views only)."""
-    from medrecon.priors.datasets import ct_heldout_slices
+    from medrecon.training.datasets import ct_heldout_slices
     from operators import power_norm
     from operators.ct import parallel_beam, sparse_view_angles
 

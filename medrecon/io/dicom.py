@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .atomic import ensure_writable_dir
+from ..files import ensure_writable_dir
 
 __all__ = ["CT_IMAGE_STORAGE", "DicomSeries", "read_dicom_series", "write_dicom_series"]
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .atomic import atomic_path
+from ..files import atomic_path
 
 __all__ = [
     "RECONSTRUCTION_KEYS",

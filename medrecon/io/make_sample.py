@@ -1,6 +1,6 @@
 """Recipe for the shipped sample ``medrecon/data/fastmri_sample.h5`` (run ``python -m medrecon.io.make_sample``).
 
-Four held-out axial slices of nilearn's 1 mm MNI152 template (``medrecon.priors.datasets.mni152_heldout_slices``,
+Four held-out axial slices of nilearn's 1 mm MNI152 template (``medrecon.training.datasets.mni152_heldout_slices``,
 preprocessed like the prior's training data, never trained on) get a smooth random phase and 8 birdcage coils
 (:func:`medrecon.io.simulate.simulate_multicoil`); the fully sampled 128x128 k-space is written in the fastMRI
 multi-coil schema with ``reconstruction_rss`` computed from the stored k-space. To keep the file under 2 MB the
@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_json_atomic
-from .checksums import sha256_file
+from ..files import sha256_file, write_json_atomic
 from .fastmri import write_fastmri
 from .simulate import fft_rss, simulate_multicoil
 
@@ -52,7 +51,7 @@ def make_sample(
     mantissa_bits: int = MANTISSA_BITS,
 ) -> Path:
     """Write the sample file (deterministic for fixed arguments); returns its path."""
-    from ..priors.datasets import mni152_heldout_slices
+    from ..training.datasets import mni152_heldout_slices
 
     images = torch.from_numpy(np.asarray(mni152_heldout_slices())[list(indices)].astype(np.float32))
     sim = simulate_multicoil(images, coils=coils, generator=torch.Generator().manual_seed(seed))
@@ -85,7 +84,7 @@ def manifest(path: str | Path = SAMPLE_PATH, indices: tuple[int, ...] = HELDOUT_
         "split": "held-out (never used to train the shipped priors)",
         "source": (
             "nilearn MNI152 T1 template, 1 mm (mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz, ICBM152 2009a), "
-            f"held-out axial slices {list(indices)} of medrecon.priors.datasets.mni152_heldout_slices() "
+            f"held-out axial slices {list(indices)} of medrecon.training.datasets.mni152_heldout_slices() "
             f"(nilearn {nilearn.__version__})"
         ),
         "simulation": (

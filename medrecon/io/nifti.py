@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from ..files import atomic_path
 
 __all__ = ["NiftiVolume", "read_nifti", "write_nifti"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
-from ..io.checksums import verify_sha256
+from ..files import verify_sha256
 from .problem import Volume, VolumeProblem
 
 __all__ = [
@@ -137,8 +137,8 @@ def shepp_logan_volume(size: int, slices: int) -> np.ndarray:
 
 def heldout_phantom_volume(size: int, slices: int) -> np.ndarray:
     """``slices`` random anatomy phantoms ``(slices, size, size)`` in HU from the seeds the shipped CT prior
-    never saw in training (``medrecon.priors.datasets.CT_HELDOUT_SEEDS``)."""
-    from ..priors.datasets import CT_HELDOUT_SEEDS, random_ct_phantom
+    never saw in training (``medrecon.training.datasets.CT_HELDOUT_SEEDS``)."""
+    from ..training.datasets import CT_HELDOUT_SEEDS, random_ct_phantom
 
     if slices > len(CT_HELDOUT_SEEDS):
         raise ConfigError(f"data.slices = {slices}: at most {len(CT_HELDOUT_SEEDS)} held-out phantoms")

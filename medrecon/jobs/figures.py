@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_path
+from ..files import atomic_path
 
 __all__ = ["save_comparison_figure"]
 

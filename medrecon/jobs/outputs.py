@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io.atomic import atomic_path
+from ..files import atomic_path
 
 if TYPE_CHECKING:
     from .run import JobResult, PreparedJob

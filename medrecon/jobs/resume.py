@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..io.atomic import atomic_path, write_json_atomic
+from ..files import atomic_path, write_json_atomic
 
 __all__ = ["PartialRun"]
 

@@ -29,7 +29,7 @@ from operators import cg
 
 from .. import __version__
 from ..errors import ConfigError, InputError
-from ..io.atomic import ensure_writable_dir, write_json_atomic
+from ..files import ensure_writable_dir, write_json_atomic
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun

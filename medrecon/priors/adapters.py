@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..schedules import vp_alpha_bar_to_sigma
 from .base import Denoiser, as_sigma
 
 __all__ = [
@@ -27,8 +28,6 @@ __all__ = [
     "VPDenoiser",
     "channels_to_complex",
     "complex_to_channels",
-    "linear_alphas_cumprod",
-    "vp_sigmas",
 ]
 
 Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -36,18 +35,6 @@ Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _bcast(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return s.reshape((-1,) + (1,) * (x.ndim - 1))
-
-
-def linear_alphas_cumprod(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """DDPM's linear beta schedule as ``alphas_cumprod`` (float64, shape ``(num_timesteps,)``)."""
-    betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
-    return torch.cumprod(1 - betas, 0)
-
-
-def vp_sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """VE noise level of each VP timestep: ``sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)``."""
-    ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
-    return ((1 - ab) / ab).sqrt()
 
 
 class VPDenoiser(nn.Module):
@@ -67,7 +54,7 @@ class VPDenoiser(nn.Module):
         self.net = net
         self.prediction = prediction
         self.round_timestep = round_timestep
-        self.register_buffer("log_sigmas", vp_sigmas(alphas_cumprod).log(), persistent=False)
+        self.register_buffer("log_sigmas", vp_alpha_bar_to_sigma(alphas_cumprod).log(), persistent=False)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """Fractional timestep of each ``sigma`` ``(B,)`` by interpolation in log sigma."""

@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ChecksumError, InputError
-from ..io.atomic import atomic_path
-from ..io.checksums import sha256_file
+from ..files import atomic_path, sha256_file
 from .adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VEDenoiser, VPDenoiser
 
 __all__ = [

@@ -11,8 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from operators.mri import ifft2c
+
 from ..errors import ChecksumError, InputError
-from ..io.checksums import sha256_file
+from ..files import sha256_file
 
 __all__ = ["augment", "load_heldout", "load_training_array", "smooth_phase", "to_network_images"]
 
@@ -77,7 +79,7 @@ def _read_fastmri(path: Path, size: int) -> np.ndarray:
             k = k[:, None]
         if k.ndim != 4 or not k.is_complex():
             raise InputError(f, f"expected complex (slices, coils, H, W) k-space, got {tuple(k.shape)}", "kspace")
-        coils = torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+        coils = ifft2c(k)
         img = coils.abs().pow(2).sum(1).sqrt() * torch.exp(1j * coils.sum(1).angle())
         h_, w_ = img.shape[-2:]
         n = min(h_, w_)

@@ -254,7 +254,7 @@ def ct_training_set(n_random: int = 800) -> tuple[np.ndarray, dict]:
     images = [hu_to_unit(random_ct_phantom(s)) for s in range(n_random)]
     images += list(hu_to_unit(shepp_logan_ct_slices()))
     return np.stack(images), {
-        "sources": ["random ellipse anatomy phantoms (medrecon.priors.datasets.random_ct_phantom)",
+        "sources": ["random ellipse anatomy phantoms (medrecon.training.datasets.random_ct_phantom)",
                     "scikit-image shepp_logan_phantom", "phantominator ct_shepp_logan (modified)"],
         "hu_window": list(CT_HU_WINDOW),
         "mapping": "unit = clip((HU + 1000) / 2000, 0, 1)",

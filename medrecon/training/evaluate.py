@@ -1,46 +1,30 @@
-"""Unconditional sampling and denoising evaluation of a prior (used by training previews and ``bench prior``)."""
+"""Evaluation of a prior: held-out denoising PSNR and unconditional samples (training previews, ``bench prior``)."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 
-from .base import Denoiser
+from ..priors.base import Denoiser
+from ..samplers import Heun, run
+from ..samplers.transitions import gaussian_like
+from ..schedules import karras
 
-__all__ = ["denoising_psnr", "heun_sample", "karras_sigmas", "save_image_grid"]
-
-
-def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
-    """EDM's sigma schedule, ``steps`` values from ``sigma_max`` down to ``sigma_min`` followed by 0 (float64)."""
-    i = torch.arange(steps, dtype=torch.float64) / max(steps - 1, 1)
-    s = (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)])
+__all__ = ["denoising_psnr", "heun_sample", "save_image_grid"]
 
 
-@torch.no_grad()
 def heun_sample(denoiser: Denoiser, shape: tuple[int, ...], generator: torch.Generator, steps: int = 18,
                 sigma_min: float = 0.002, sigma_max: float = 20.0, dtype: torch.dtype = torch.float32,
                 device: str | torch.device = "cpu") -> torch.Tensor:
-    """EDM's deterministic Heun sampler of ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma_max`` to 0.
+    """Unconditional samples ``shape = (B, *image)`` from the prior alone: ``medrecon.samplers.Heun`` (EDM's
+    deterministic Heun sampler of ``dx/dsigma = (x - D(x, sigma)) / sigma``) on ``karras(steps, sigma_min,
+    sigma_max)``, started from ``sigma_max * n``.
 
-    ``shape`` is ``(B, *image)``; complex ``dtype`` draws complex noise with ``E|n|^2 = 2 sigma^2`` split evenly
-    over real and imaginary parts (each part has std ``sigma``, matching the two-channel training noise).
+    Complex ``dtype`` draws complex noise with each of the real and imaginary parts of std ``sigma`` (matching the
+    two-channel training noise, ``E|n|^2 = 2 sigma^2``).
     """
-    sig = karras_sigmas(steps, sigma_min, sigma_max).tolist()
-    if dtype.is_complex:
-        real = torch.randn((*shape, 2), generator=generator, device=device, dtype=torch.float32)
-        x = torch.view_as_complex(real).to(dtype) * sig[0]
-    else:
-        x = torch.randn(shape, generator=generator, device=device, dtype=dtype) * sig[0]
-    for s, s_next in itertools.pairwise(sig):
-        d = (x - denoiser(x, s)) / s
-        x_next = x + (s_next - s) * d
-        if s_next > 0:
-            d2 = (x_next - denoiser(x_next, s_next)) / s_next
-            x_next = x + (s_next - s) * (d + d2) / 2
-        x = x_next
-    return x
+    sampler = Heun(karras(steps, sigma_min, sigma_max), init_var=0.0)
+    return run(sampler, None, denoiser, generator, shape=shape, dtype=dtype, device=device, progress=False).x
 
 
 @torch.no_grad()
@@ -55,12 +39,7 @@ def denoising_psnr(denoiser: Denoiser, images: torch.Tensor, sigmas: list[float]
         vals = []
         for i in range(0, images.shape[0], batch):
             x0 = images[i:i + batch]
-            if x0.is_complex():
-                noise = torch.view_as_complex(torch.randn((*x0.shape, 2), generator=generator, device=x0.device,
-                                                          dtype=x0.real.dtype))
-            else:
-                noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-            est = denoiser(x0 + s * noise, s)
+            est = denoiser(x0 + s * gaussian_like(x0, generator), s)
             dims = tuple(range(1, x0.ndim))
             mse = (est - x0).abs().pow(2).mean(dim=dims)
             peak = x0.abs().amax(dim=dims)

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
-from .adapters import EDMDenoiser, VPDenoiser, linear_alphas_cumprod, vp_sigmas
-from ..io.atomic import atomic_path
-from .checkpoint import save_checkpoint
-from .network import build_unet, count_parameters
-from .sampling import denoising_psnr
-from .train_config import load_config
-from .train_data import augment, load_heldout, load_training_array, to_network_images
+from ..files import atomic_path
+from ..priors.adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VPDenoiser
+from ..priors.checkpoint import save_checkpoint
+from ..priors.network import build_unet, count_parameters
+from ..schedules import vp_alpha_bar, vp_alpha_bar_to_sigma
+from .config import load_config
+from .data import augment, load_heldout, load_training_array, to_network_images
+from .evaluate import denoising_psnr, heun_sample, save_image_grid
 
 __all__ = ["Run", "add_arguments", "load_config", "main", "train"]
 
@@ -115,7 +116,7 @@ def train(run: Run) -> dict[str, Any]:
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"], betas=(0.9, 0.999))
     gen = torch.Generator(device=dev).manual_seed(tr["seed"])
-    alphas_cumprod = linear_alphas_cumprod(tr["num_timesteps"])
+    alphas_cumprod = vp_alpha_bar(train_steps=tr["num_timesteps"])
     ab_dev = alphas_cumprod.to(dev, torch.float32)
 
     state_path = run.out / "train_state.pt"
@@ -165,8 +166,6 @@ def train(run: Run) -> dict[str, Any]:
         return psnr
 
     def sample_grid(path: Path) -> None:
-        from .sampling import heun_sample, save_image_grid
-
         g = torch.Generator(device=dev).manual_seed(777)
         wrapped = _image_denoiser(ema_denoiser, modality)
         dtype = torch.complex64 if modality == "mri" else torch.float32
@@ -236,8 +235,8 @@ def train(run: Run) -> dict[str, Any]:
         "parameterization": "edm" if tr["objective"] == "edm" else "vp-eps",
         "preconditioning": {"sigma_data": sigma_data, "c_noise_scale": tr["c_noise_scale"]},
         "noise_schedule": ({"sigma_min": tr["sigma_min"], "sigma_max": tr["sigma_max"]} if tr["objective"] == "edm"
-                           else {"sigma_min": float(vp_sigmas(alphas_cumprod)[0]),
-                                 "sigma_max": float(vp_sigmas(alphas_cumprod)[-1]),
+                           else {"sigma_min": float(vp_alpha_bar_to_sigma(alphas_cumprod)[0]),
+                                 "sigma_max": float(vp_alpha_bar_to_sigma(alphas_cumprod)[-1]),
                                  "alphas_cumprod": alphas_cumprod.tolist()}),
         "data_range": [0.0, 1.2] if modality == "mri" else [0.0, 1.0],
         "channels": channels, "complex": modality == "mri", "image_size": [data["image_size"]] * 2,
@@ -260,8 +259,6 @@ def train(run: Run) -> dict[str, Any]:
 
 
 def _image_denoiser(channel_denoiser: torch.nn.Module, modality: str) -> torch.nn.Module:
-    from .adapters import AddChannel, ComplexAsChannels
-
     return ComplexAsChannels(channel_denoiser) if modality == "mri" else AddChannel(channel_denoiser)
 
 

@@ -1,8 +1,8 @@
 """Prepare the shipped priors' training and held-out arrays (.npy) and record them in ``data_manifests/``.
 
-``python -m medrecon.priors.prepare --out DIR [--manifests data_manifests]`` writes ``DIR/{mri,ct}_{train,heldout}.npy``
-(float16, ``(N, 128, 128)``; MRI magnitude, CT in the [0, 1] HU window) and ``prior_{mri,ct}_train.json`` manifests
-(package versions, slice selection, shapes, sha256 of each array).
+``python -m medrecon.training.prepare --out DIR [--manifests data_manifests]`` writes
+``DIR/{mri,ct}_{train,heldout}.npy`` (float16, ``(N, 128, 128)``; MRI magnitude, CT in the [0, 1] HU window) and
+``prior_{mri,ct}_train.json`` manifests (package versions, slice selection, shapes, sha256 of each array).
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_path
-from ..io.checksums import sha256_file
+from ..files import atomic_path, sha256_file
 from .datasets import ct_heldout_slices, ct_training_set, mni152_heldout_slices, mri_training_set
 
 __all__ = ["main", "prepare"]
@@ -67,7 +66,7 @@ def prepare(out_dir: str | Path, manifest_dir: str | Path = "data_manifests") ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m medrecon.priors.prepare", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m medrecon.training.prepare", description=__doc__)
     p.add_argument("--out", required=True, help="directory for the .npy arrays")
     p.add_argument("--manifests", default="data_manifests", help="directory for the manifests")
     a = p.parse_args(argv)

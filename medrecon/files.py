@@ -1,17 +1,22 @@
-"""Atomic file output: write to a temporary sibling, then rename, so a killed process never leaves a file that
-looks complete."""
+"""File helpers shared by every package: atomic output (write to a temporary sibling, then rename, so a killed
+process never leaves a file that looks complete) and sha256 checksums against recorded values.
+
+Imports only the standard library and ``medrecon.errors``, so ``io``, ``priors``, ``training`` and ``jobs`` can all
+use it without importing each other.
+"""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InputError
+from .errors import ChecksumError, InputError
 
-__all__ = ["atomic_path", "write_json_atomic", "ensure_writable_dir"]
+__all__ = ["atomic_path", "ensure_writable_dir", "sha256_file", "verify_sha256", "write_json_atomic"]
 
 
 @contextlib.contextmanager
@@ -58,3 +63,23 @@ def ensure_writable_dir(directory: str | Path) -> Path:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise InputError(directory, "output directory is not writable")
     return directory
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str | None) -> str:
+    """The file's sha256; ``ChecksumError`` naming the file when ``expected`` is given and differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    actual = sha256_file(path)
+    if expected is not None and actual != expected.lower():
+        raise ChecksumError(path, f"sha256 mismatch: expected {expected.lower()}, got {actual}", field="sha256")
+    return actual

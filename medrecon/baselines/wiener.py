@@ -1,4 +1,5 @@
-"""Fourier-domain Wiener denoiser: the exact Tweedie denoiser of a stationary Gaussian prior fitted to images.
+"""Fourier-domain Wiener denoiser: the exact Tweedie denoiser of a stationary Gaussian prior fitted to images, the
+classical yardstick of ``medrecon bench prior``.
 
 Prior: ``x0 = mu + n`` with ``n`` Gaussian and diagonal in the centred orthonormal 2D Fourier basis with power
 spectrum ``P(k) = E|F(x0 - mu)(k)|^2``. Then ``D(x, sigma) = mu + F^-1[ P / (P + sigma^2) F(x - mu) ]`` (for complex
@@ -10,17 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import as_sigma
+from medrecon.priors.base import as_sigma
+from operators.mri import fft2c, ifft2c
 
 __all__ = ["FourierWienerDenoiser"]
-
-
-def _fft2c(x: torch.Tensor) -> torch.Tensor:
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
-
-
-def _ifft2c(k: torch.Tensor) -> torch.Tensor:
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
 
 
 class FourierWienerDenoiser(nn.Module):
@@ -36,12 +30,12 @@ class FourierWienerDenoiser(nn.Module):
     def fit(cls, images: torch.Tensor) -> FourierWienerDenoiser:
         """Fit the mean and power spectrum to training images ``(N, H, W)``."""
         mean = images.mean(0)
-        power = _fft2c(images - mean).abs().pow(2).mean(0)
+        power = fft2c(images - mean).abs().pow(2).mean(0)
         return cls(mean, power)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         s2 = as_sigma(sigma, x).reshape(-1, 1, 1) ** 2
         noise_power = 2 * s2 if x.is_complex() else s2
         gain = self.power / (self.power + noise_power)
-        out = self.mean + _ifft2c(gain * _fft2c(x - self.mean))
+        out = self.mean + ifft2c(gain * fft2c(x - self.mean))
         return out if x.is_complex() else out.real.to(x.dtype)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError
-from .network import UNET_KEYS
+from ..priors.network import UNET_KEYS
 
 __all__ = ["CHOICES", "SCHEMA", "load_config", "validate_config"]
 

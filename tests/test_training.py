@@ -7,9 +7,10 @@ import torch
 
 from medrecon.cli import main as cli_main
 from medrecon.errors import ConfigError
-from medrecon.priors import train as train_mod
-from medrecon.priors import train_config, train_data
 from medrecon.priors.checkpoint import load_prior
+from medrecon.training import config as train_config
+from medrecon.training import data as train_data
+from medrecon.training import train as train_mod
 
 pytest.importorskip("monai")
 
