@@ -1,0 +1,113 @@
+"""One home for every default: sampler settings, classical baselines, coil maps and the noise-estimation rule.
+
+Job components (``medrecon.jobs``), ``medrecon bench``, the notebook and the docs read these values; nothing else
+restates them. Each value was chosen on the validation split (``medrecon.bench.validation``: MNI152 slices outside
+the reported band; real head-CT slices 0-53 of the InVesalius "Cranium" example), never on the images the
+benchmarks report; ``docs/benchmarks.md`` records the search.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CG_SENSE",
+    "CGLS",
+    "DDS",
+    "DPS",
+    "L1_WAVELET",
+    "PC",
+    "RED_DIFF",
+    "TV",
+    "CgSenseDefaults",
+    "CglsDefaults",
+    "DdsDefaults",
+    "DpsDefaults",
+    "L1WaveletDefaults",
+    "PcDefaults",
+    "RedDiffDefaults",
+    "TvDefaults",
+]
+
+
+@dataclass(frozen=True)
+class DdsDefaults:
+    """DDS: ``steps`` network calls on a Karras grid over the prior's trained noise range, DDS noise ``eta``,
+    ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``."""
+
+    steps: int = 50
+    eta: float = 0.85
+    cg_iters: int = 5
+    lam: float = 1.0
+
+
+@dataclass(frozen=True)
+class DpsDefaults:
+    """DPS with the likelihood-gradient step: ``steps`` ancestral steps, step ``zeta``, Tweedie weight ``lam``."""
+
+    steps: int = 500
+    zeta: float = 1.0
+    lam: float = 1.0
+    cg_iters: int = 5
+
+
+@dataclass(frozen=True)
+class PcDefaults:
+    """Predictor-corrector over ``steps`` noise levels with ``corrector_steps`` Langevin steps (``snr``) and the
+    proximal data consistency (``cg_iters``, ``lam``)."""
+
+    steps: int = 250
+    snr: float = 0.16
+    corrector_steps: int = 1
+    cg_iters: int = 5
+    lam: float = 1.0
+
+
+@dataclass(frozen=True)
+class RedDiffDefaults:
+    """RED-Diff: ``steps`` noise levels, Adam learning rate ``lr`` (prior units), regulariser ``lam``."""
+
+    steps: int = 100
+    lr: float = 0.05
+    lam: float = 1.0
+    weighting: str = "snr"
+
+
+@dataclass(frozen=True)
+class L1WaveletDefaults:
+    """L1-wavelet FISTA: weight ``lamda`` relative to max |A^H y|, ``iters`` iterations."""
+
+    lamda: float = 3e-3
+    iters: int = 100
+
+
+@dataclass(frozen=True)
+class CgSenseDefaults:
+    """CG-SENSE: Tikhonov ``damping`` relative to ||A||^2, ``iters`` iterations."""
+
+    damping: float = 1e-2
+    iters: int = 30
+
+
+@dataclass(frozen=True)
+class TvDefaults:
+    """TV (Chambolle-Pock): weight ``lam_rel`` relative to the image scale, ``iters`` iterations."""
+
+    lam_rel: float = 3e-3
+    iters: int = 300
+
+
+@dataclass(frozen=True)
+class CglsDefaults:
+    """CGLS: ``iters`` CG iterations on the normal equations."""
+
+    iters: int = 20
+
+
+DDS = DdsDefaults()
+DPS = DpsDefaults()
+PC = PcDefaults()
+RED_DIFF = RedDiffDefaults()
+L1_WAVELET = L1WaveletDefaults()
+CG_SENSE = CgSenseDefaults()
+TV = TvDefaults()
+CGLS = CglsDefaults()
