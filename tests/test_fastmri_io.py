@@ -72,10 +72,6 @@ def _edit(path, fn):
     "edit,field",
     [
         (lambda hf: hf.__delitem__("kspace"), "kspace"),
-        (lambda hf: hf.__delitem__("ismrmrd_header"), "ismrmrd_header"),
-        (lambda hf: hf.attrs.__delitem__("acquisition"), "acquisition"),
-        (lambda hf: hf.attrs.__delitem__("max"), "max"),
-        (lambda hf: hf.attrs.__delitem__("norm"), "norm"),
         (lambda hf: (hf.__delitem__("kspace"), hf.create_dataset("kspace", data=_kspace((12, 10)))), "kspace"),
         (lambda hf: (hf.__delitem__("kspace"), hf.create_dataset("kspace", data=np.ones((3, 4, 12, 10)))), "kspace"),
         (lambda hf: (hf.__delitem__("reconstruction_rss"),
@@ -84,8 +80,7 @@ def _edit(path, fn):
          "ismrmrd_header"),
         (lambda hf: hf.create_dataset("mask", data=np.ones(7)), "mask"),
     ],
-    ids=["no-kspace", "no-header", "no-acquisition", "no-max", "no-norm", "kspace-2d", "kspace-real",
-         "recon-slices", "bad-header", "mask-length"],
+    ids=["no-kspace", "kspace-2d", "kspace-real", "recon-slices", "bad-header", "mask-length"],
 )
 def test_bad_structure_names_file_and_field(multicoil, edit, field):
     path = _edit(multicoil[0], edit)
@@ -175,3 +170,83 @@ def test_shipped_sample_matches_manifest_and_schema():
     s = read_slice(SAMPLE_PATH, 3)
     rss = ifft2c(s.kspace).abs().square().sum(0).sqrt()
     torch.testing.assert_close(rss, s.target, rtol=1e-5, atol=1e-6)
+
+
+def test_header_less_file_reads_with_fallbacks(multicoil, tmp_path):
+    """Only ``kspace`` is required: without a header the crop is the stored reconstruction's size (else none)."""
+    path, ksp, rec = multicoil
+
+    def strip(hf):
+        del hf["ismrmrd_header"]
+        for name in ("acquisition", "max", "norm"):
+            del hf.attrs[name]
+
+    info = read_info(_edit(path, strip))
+    assert not info.has_header and info.padding is None and info.attrs == {}
+    assert info.kspace_shape == (12, 10) and info.encoded_size == (12, 10, 1) and info.recon_size == (8, 8)
+    np.testing.assert_array_equal(read_slice(path, 1).target.numpy(), rec[1])
+    bare = tmp_path / "bare.h5"
+    with h5py.File(bare, "w") as hf:
+        hf.create_dataset("kspace", data=ksp)
+    info = read_info(bare)
+    assert info.recon_size == info.kspace_shape == (12, 10) and info.reconstructions == ()
+    assert read_slice(bare, 0).target is None
+
+
+def _knee_like(slices=2, coils=3, grid=(64, 40), acquired=(3, 37)):
+    """fastMRI knee layout in miniature: readout oversampled x2 (object in the middle half of the rows),
+    phase-encode columns outside ``acquired`` zero-padded, as in 640x368 raw knee k-space."""
+    from medrecon.io.simulate import birdcage_maps
+    from operators.mri import fft2c
+
+    h, w = grid
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    images = torch.stack([((2 * yy) ** 2 + (xx / (0.7 + 0.05 * s)) ** 2 < 0.8).float() * (1 + xx) for s in
+                          range(slices)]).to(torch.complex64)
+    kspace = fft2c(images[:, None] * birdcage_maps(coils, grid))
+    outside = torch.ones(w, dtype=torch.bool)
+    outside[acquired[0] : acquired[1]] = False
+    return torch.where(outside, torch.zeros((), dtype=torch.complex64), kspace)
+
+
+def test_native_knee_grid_reads_and_crops_like_fastmri(tmp_path):
+    """64x40 k-space with recon size 32x32 and encoding limits (a 640x368 -> 320x320 knee file in miniature)."""
+    from medrecon.io.fastmri import rss_reference
+    from operators.mri import ifft2c
+
+    kspace = _knee_like()
+    reference = rss_reference(kspace, (32, 32))
+    assert reference.shape == (2, 32, 32)
+    # the convention spelled out: ifft2c per coil at the full grid, crop rows 16:48 and columns 4:36, RSS
+    manual = ifft2c(kspace)[..., 16:48, 4:36].abs().square().sum(1).sqrt()
+    torch.testing.assert_close(reference, manual)
+    # limits (center, maximum) = (17, 33): fastMRI's padding_left = 40 // 2 - 17 = 3, padding_right = 3 + 33 + 1
+    path = write_fastmri(tmp_path / "knee.h5", kspace, reference, acquisition="CORPD_FBK", recon_size=(32, 32),
+                         limits=(17, 33))
+    info = read_info(path)
+    assert info.kspace_shape == (64, 40) and info.encoded_size == (64, 40, 1) and info.recon_size == (32, 32)
+    assert info.padding == (3, 37) and info.has_header
+    s = read_slice(path, 1)
+    assert s.kspace.shape == (3, 64, 40) and s.target.shape == (32, 32)
+    torch.testing.assert_close(read_slice(path, 1, reconstruction="rss").target, s.target)
+
+
+def test_header_in_the_published_form_reads(tmp_path):
+    """A header shaped like the public knee files' (more fields, knee sizes, namespace or none)."""
+    body = (
+        "<version>1</version><encoding><trajectory>cartesian</trajectory>"
+        "<encodedSpace><matrixSize><x>640</x><y>368</y><z>1</z></matrixSize>"
+        "<fieldOfView_mm><x>280</x><y>140</y><z>4.5</z></fieldOfView_mm></encodedSpace>"
+        "<reconSpace><matrixSize><x>320</x><y>320</y><z>1</z></matrixSize></reconSpace>"
+        "<encodingLimits><kspace_encoding_step_1><minimum>0</minimum><maximum>335</maximum><center>167</center>"
+        "</kspace_encoding_step_1><slice><minimum>0</minimum><maximum>0</maximum><center>0</center></slice>"
+        "</encodingLimits></encoding>"
+    )
+    for i, opening in enumerate(['<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">', "<ismrmrdHeader>"]):
+        path = write_fastmri(tmp_path / f"k{i}.h5", _kspace((1, 2, 8, 8)))
+        header = f'<?xml version="1.0" encoding="utf-8"?>\n{opening}{body}</ismrmrdHeader>'.encode()
+        _edit(path, lambda hf: (hf.__delitem__("ismrmrd_header"), hf.create_dataset("ismrmrd_header",
+                                                                                     data=np.bytes_(header))))
+        info = read_info(path)
+        assert info.encoded_size == (640, 368, 1) and info.recon_size == (320, 320)
+        assert info.padding == (368 // 2 - 167, 368 // 2 - 167 + 336)

@@ -1,11 +1,21 @@
 """fastMRI HDF5 files: read slice by slice (the volume is never loaded whole) and write in the same schema.
 
 Schema (``fastmri/data/README.md``): dataset ``kspace`` ``(slices, coils, H, W)`` complex (multi-coil) or
-``(slices, H, W)`` (single-coil); optional ``reconstruction_rss`` / ``reconstruction_esc`` ``(slices, h, w)`` float
-centre-cropped magnitudes; optional ``mask`` ``(W,)`` in test/challenge files; dataset ``ismrmrd_header`` (XML bytes)
-whose ``encoding/reconSpace/matrixSize`` ``(x, y)`` gives the crop ``(h, w) = (x, y)``; attributes ``acquisition``,
-and ``max`` / ``norm`` of the reconstruction when one is stored. Single-coil k-space is returned with one coil
-axis, ``(1, H, W)``, so every slice plugs into :func:`operators.mri.multicoil_mri`.
+``(slices, H, W)`` (single-coil), at the native grid (knee: 640x368, the readout ``H`` oversampled x2); optional
+``reconstruction_rss`` / ``reconstruction_esc`` ``(slices, h, w)`` float centre-cropped magnitudes; optional ``mask``
+``(W,)`` in test/challenge files; dataset ``ismrmrd_header`` (XML bytes) whose ``encoding/reconSpace/matrixSize``
+``(x, y)`` gives the crop ``(h, w) = (x, y)`` (knee: 320x320) and whose ``encodingLimits/kspace_encoding_step_1``
+centre and maximum give the acquired phase-encode columns; attributes ``acquisition``, ``max`` / ``norm`` of the
+reconstruction. Single-coil k-space is returned with one coil axis, ``(1, H, W)``, so every slice plugs into
+:func:`operators.mri.multicoil_mri`.
+
+fastMRI's image convention (:func:`rss_reference`): centred orthonormal inverse FFT per coil at the full k-space
+grid, centre crop to the recon size, root sum of squares over coils. Reconstructions are made at the full grid and
+cropped the same way.
+
+Only ``kspace`` is required. Without a header the recon size is the stored reconstruction's ``(h, w)``, else the
+k-space grid (no crop); ``acquisition``, ``max`` and ``norm`` are read when present (metrics then take the data
+range from the reference volume, as fastMRI's ``evaluate.py`` does without ``maxval``).
 """
 from __future__ import annotations
 
@@ -25,6 +35,7 @@ __all__ = [
     "FastMRISlice",
     "center_crop",
     "ismrmrd_header",
+    "rss_reference",
     "read_info",
     "read_slice",
     "write_fastmri",
@@ -43,11 +54,15 @@ class FastMRIInfo:
         multicoil: ``kspace`` is ``(slices, coils, H, W)`` (else ``(slices, H, W)``).
         num_slices, coils: counts (``coils == 1`` for single-coil files).
         kspace_shape: ``(H, W)`` of one coil's k-space.
-        recon_size: ``(h, w)`` centre-crop size from the header's ``reconSpace``.
-        encoded_size: ``(x, y, z)`` of ``encodedSpace``.
+        recon_size: ``(h, w)`` centre-crop size from the header's ``reconSpace`` (without a header: the stored
+            reconstruction's size, else ``kspace_shape``).
+        encoded_size: ``(x, y, z)`` of ``encodedSpace`` (without a header: ``(H, W, 1)``).
         reconstructions: names of the stored reconstruction datasets.
         has_mask: a ``mask`` dataset is stored (test/challenge files).
         attrs: the file's attributes (``acquisition``, ``max``, ``norm``, ...), as Python values.
+        padding: fastMRI's ``(padding_left, padding_right)``: columns ``[left, right)`` were acquired, from the
+            header's ``kspace_encoding_step_1`` limits (``None`` without them).
+        has_header: an ``ismrmrd_header`` is stored.
     """
 
     path: Path
@@ -60,6 +75,8 @@ class FastMRIInfo:
     reconstructions: tuple[str, ...]
     has_mask: bool
     attrs: dict = field(default_factory=dict)
+    padding: tuple[int, int] | None = None
+    has_header: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,38 +90,58 @@ class FastMRISlice:
     info: FastMRIInfo
 
 
-def ismrmrd_header(encoded_size: tuple[int, int, int], recon_size: tuple[int, int]) -> bytes:
+def ismrmrd_header(
+    encoded_size: tuple[int, int, int], recon_size: tuple[int, int], limits: tuple[int, int] | None = None
+) -> bytes:
     """Minimal ISMRMRD XML header with the fields fastMRI reads: encoded and recon matrix sizes and the phase
-    encoding limits (centre and maximum of ``kspace_encoding_step_1``)."""
+    encoding limits ``limits = (center, maximum)`` of ``kspace_encoding_step_1`` (default: all ``y`` columns,
+    centre ``y // 2``)."""
     ex, ey, ez = encoded_size
     rx, ry = recon_size
+    center, maximum = (ey // 2, ey - 1) if limits is None else limits
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>'
         f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>{ez}</z></matrixSize></encodedSpace>"
         f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize></reconSpace>"
         "<encodingLimits><kspace_encoding_step_1>"
-        f"<minimum>0</minimum><maximum>{ey - 1}</maximum><center>{ey // 2}</center>"
+        f"<minimum>0</minimum><maximum>{maximum}</maximum><center>{center}</center>"
         "</kspace_encoding_step_1></encodingLimits>"
         "</encoding></ismrmrdHeader>"
     ).encode()
 
 
-def _parse_header(path: Path, raw: object) -> tuple[tuple[int, int, int], tuple[int, int]]:
+def _parse_header(
+    path: Path, raw: object
+) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int] | None]:
+    """``(encoded (x, y, z), recon (x, y), padding (left, right) or None)`` as fastMRI's ``mri_data`` reads them.
+
+    Tags are matched by local name, so headers with or without the ISMRMRD namespace both read."""
     try:
         text = raw.decode() if isinstance(raw, (bytes, np.bytes_)) else str(raw)
         root = ET.fromstring(text)
+        ns = _NS if root.tag.startswith(_NS) else ""
+
+        def find(*names: str):
+            return root.find("/".join(f"{ns}{n}" for n in names))
 
         def size(space: str) -> list[int]:
-            node = root.find(f"{_NS}encoding/{_NS}{space}/{_NS}matrixSize")
+            node = find("encoding", space, "matrixSize")
             if node is None:
                 raise ValueError(f"no encoding/{space}/matrixSize")
-            return [int(node.find(f"{_NS}{axis}").text) for axis in ("x", "y", "z")]  # type: ignore[union-attr]
+            return [int(node.find(f"{ns}{axis}").text) for axis in ("x", "y", "z")]  # type: ignore[union-attr]
 
         enc, rec = size("encodedSpace"), size("reconSpace")
+        limits = find("encoding", "encodingLimits", "kspace_encoding_step_1")
+        padding = None
+        if limits is not None and limits.find(f"{ns}center") is not None and limits.find(f"{ns}maximum") is not None:
+            left = enc[1] // 2 - int(limits.find(f"{ns}center").text)  # type: ignore[union-attr, arg-type]
+            padding = (left, left + int(limits.find(f"{ns}maximum").text) + 1)  # type: ignore[union-attr, arg-type]
     except (ET.ParseError, ValueError, AttributeError, TypeError) as err:
         raise InputError(path, f"cannot read the ISMRMRD header ({err})", "ismrmrd_header") from None
-    return (enc[0], enc[1], enc[2]), (rec[0], rec[1])
+    if min(rec[:2]) < 1:
+        raise InputError(path, f"reconSpace matrixSize {rec[0]}x{rec[1]} is not a positive size", "ismrmrd_header")
+    return (enc[0], enc[1], enc[2]), (rec[0], rec[1]), padding
 
 
 def _open(path: Path):
@@ -135,12 +172,7 @@ def _info(path: Path, hf) -> FastMRIInfo:
                          "kspace")
     if ksp.dtype.kind != "c":
         raise InputError(path, f"expected complex k-space, got dtype {ksp.dtype}", "kspace")
-    if "ismrmrd_header" not in hf:
-        raise InputError(path, "missing dataset", "ismrmrd_header")
-    encoded, recon = _parse_header(path, hf["ismrmrd_header"][()])
     attrs = {k: _attr(v) for k, v in hf.attrs.items()}
-    if "acquisition" not in attrs:
-        raise InputError(path, "missing attribute", "acquisition")
     reconstructions = tuple(k for k in RECONSTRUCTION_KEYS if k in hf)
     for key in reconstructions:
         rec = hf[key]
@@ -148,9 +180,13 @@ def _info(path: Path, hf) -> FastMRIInfo:
             raise InputError(path, f"expected (slices, h, w), got {rec.ndim} dimensions", key)
         if rec.shape[0] != ksp.shape[0]:
             raise InputError(path, f"{rec.shape[0]} slices but kspace has {ksp.shape[0]}", key)
-        for name in ("max", "norm"):
-            if name not in attrs:
-                raise InputError(path, f"missing attribute (required with {key})", name)
+    grid = (int(ksp.shape[-2]), int(ksp.shape[-1]))
+    has_header = "ismrmrd_header" in hf
+    if has_header:
+        encoded, recon, padding = _parse_header(path, hf["ismrmrd_header"][()])
+    else:
+        encoded, padding = (*grid, 1), None
+        recon = tuple(int(n) for n in hf[reconstructions[0]].shape[-2:]) if reconstructions else grid
     has_mask = "mask" in hf
     if has_mask and tuple(hf["mask"].shape) != (ksp.shape[-1],):
         raise InputError(path, f"mask shape {tuple(hf['mask'].shape)} does not match k-space width {ksp.shape[-1]}",
@@ -158,8 +194,8 @@ def _info(path: Path, hf) -> FastMRIInfo:
     multicoil = ksp.ndim == 4
     return FastMRIInfo(
         path=path, multicoil=multicoil, num_slices=int(ksp.shape[0]), coils=int(ksp.shape[1]) if multicoil else 1,
-        kspace_shape=(int(ksp.shape[-2]), int(ksp.shape[-1])), recon_size=recon, encoded_size=encoded,
-        reconstructions=reconstructions, has_mask=has_mask, attrs=attrs,
+        kspace_shape=grid, recon_size=recon, encoded_size=encoded,  # type: ignore[arg-type]
+        reconstructions=reconstructions, has_mask=has_mask, attrs=attrs, padding=padding, has_header=has_header,
     )
 
 
@@ -183,7 +219,9 @@ def read_slice(
     Args:
         path: fastMRI HDF5 file.
         index: slice number, ``0 <= index < num_slices``.
-        reconstruction: which target to read (default ``reconstruction_rss`` if stored, else ``_esc``, else none).
+        reconstruction: which target to read (default ``reconstruction_rss`` if stored, else ``_esc``, else none);
+            ``"rss"`` computes it from the slice's k-space with fastMRI's convention (:func:`rss_reference`), for
+            fully sampled files that store none.
         expected_coils: raise ``InputError`` if the file's coil count differs (e.g. from precomputed coil maps).
     """
     path = Path(path)
@@ -202,7 +240,9 @@ def read_slice(
             ksp = ksp[None]
         key = reconstruction or (info.reconstructions[0] if info.reconstructions else None)
         target = None
-        if key is not None:
+        if key == "rss":
+            target = rss_reference(torch.from_numpy(ksp.astype(np.complex64)), info.recon_size)
+        elif key is not None:
             if key not in hf:
                 raise InputError(path, "missing dataset", key)
             tgt = np.asarray(hf[key][index])
@@ -213,11 +253,22 @@ def read_slice(
 
 
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre crop of the last two dimensions to ``size`` (fastMRI's rule; a size larger than the image keeps it)."""
+    """Centre crop of the last two dimensions to ``size`` (fastMRI's rule, rows ``(H - h) // 2 + [0, h)`` and
+    columns ``(W - w) // 2 + [0, w)``; a size larger than the image keeps it)."""
     h, w = x.shape[-2:]
     ch, cw = min(size[0], h), min(size[1], w)
     top, left = (h - ch) // 2, (w - cw) // 2
     return x[..., top : top + ch, left : left + cw]
+
+
+def rss_reference(kspace: torch.Tensor, recon_size: tuple[int, int]) -> torch.Tensor:
+    """fastMRI's reference image of multi-coil k-space ``(*batch, C, H, W)``: centred orthonormal inverse FFT per
+    coil at the full grid, centre crop to ``recon_size`` ``(h, w)``, root sum of squares over coils;
+    ``(*batch, h, w)`` float32 (e.g. 640x368 knee k-space -> 320x320)."""
+    from operators.mri import ifft2c
+
+    images = center_crop(ifft2c(kspace.to(torch.complex64)), recon_size)
+    return images.abs().square().sum(dim=-3).sqrt()
 
 
 def write_fastmri(
@@ -231,6 +282,7 @@ def write_fastmri(
     max_value: float | None = None,
     norm: float | None = None,
     compress: bool = False,
+    limits: tuple[int, int] | None = None,
 ) -> Path:
     """Write a fastMRI-schema file atomically (a killed writer leaves no partial file).
 
@@ -244,6 +296,7 @@ def write_fastmri(
         max_value, norm: attributes ``max`` and ``norm``; default to the reconstruction's max and L2 norm.
         compress: store datasets gzip-compressed (level 9, byte shuffle, one chunk per slice); readers that use
             h5py (fastMRI's included) decompress transparently.
+        limits: header ``kspace_encoding_step_1`` ``(center, maximum)`` (default: all ``W`` columns acquired).
     """
     import h5py
 
@@ -273,7 +326,7 @@ def write_fastmri(
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.create_dataset("kspace", data=ksp, **options(ksp))
-        hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size))))
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size), limits)))
         hf.attrs["acquisition"] = acquisition
         if rec is not None:
             hf.create_dataset(reconstruction_key, data=rec.astype(np.float32), **options(rec))

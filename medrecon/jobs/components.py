@@ -180,16 +180,17 @@ def hu_to_mu(hu: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------- operators
 
 
-ESPIRIT_MIN_LINES = 14  # below this, sigpy's square calibration region under-determines ESPIRiT's kernels
+ESPIRIT_MIN_LINES = 3  # ESPIRiT calibrates on all centre columns x 64 readout rows; kernels narrow to
+# (lines + 1) // 2 columns, so 5 lines (fastMRI 8x at 128 columns) use 6x3 kernels; 2 lines leave 6x1
 
 
-def _coil_maps(y: torch.Tensor, method: str, calib_width: int) -> torch.Tensor:
+def _coil_maps(y: torch.Tensor, method: str, calib_width: int, kernel: int) -> torch.Tensor:
     """Coil maps ``(S, C, H, W)`` from the ``calib_width`` fully sampled centre columns of ``y``."""
     from operators import coil_maps
 
     if method == "espirit":
-        return coil_maps.espirit_maps(y, calib_width=calib_width)
-    return coil_maps.lowres_maps(y, calib_width=calib_width)
+        return coil_maps.espirit_maps(y, calib_width=calib_width, kernel_width=kernel)
+    return coil_maps.lowres_maps(y, calib_width=min(calib_width, *y.shape[-2:]))
 
 
 def multicoil_mri_operator(
@@ -200,21 +201,26 @@ def multicoil_mri_operator(
     acceleration: float = 4.0,
     center_fraction: float = 0.08,
     coil_maps: Literal["espirit", "lowres"] = "lowres",
+    calib_width: int | None = None,
+    espirit_kernel: int = 6,
     coils: int | None = None,
 ) -> VolumeProblem:
-    """Multi-coil Cartesian MRI ``A = Subsample(mask) @ FFT2c @ Coils(smaps)``, coil maps from the calibration
-    region of the undersampled k-space.
+    """Multi-coil Cartesian MRI ``A = Subsample(mask) @ FFT2c @ Coils(smaps)`` on the full k-space grid, coil maps
+    from the calibration region of the undersampled k-space; outputs are centre-cropped to the file's recon size.
 
     Args:
         mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``), or ``file`` to use
             the mask stored with undersampled (test-set) k-space.
         acceleration: undersampling factor R.
         center_fraction: fully sampled centre fraction (fastMRI: 0.08 at 4x, 0.04 at 8x).
-        coil_maps: ``lowres`` (fast low-resolution maps, torch) or ``espirit`` (sigpy ESPIRiT; needs at least
-            14 centre lines, e.g. centre fraction 0.11 at 128 columns).
+        coil_maps: ``lowres`` (fast low-resolution maps) or ``espirit`` (ESPIRiT on all fully sampled centre
+            columns x 64 readout rows; works from 3 centre lines, e.g. fastMRI's 10 at 4x and 5 at 8x of 128).
+        calib_width: calibration columns (default: every fully sampled centre column of the masked data).
+        espirit_kernel: ESPIRiT kernel side, narrowed to ``(calib_width + 1) // 2`` columns when fewer lines.
         coils: expected coil count (a file with another count is an error).
     """
     from operators import masks
+    from operators.coil_maps import center_columns
     from operators.mri import multicoil_mri
 
     assert volume.kspace is not None
@@ -233,7 +239,6 @@ def multicoil_mri_operator(
             raise InputError(path, f"mask has {m.shape[-1]} columns, k-space has {w}", field="mask")
         if not bool(m.any()):
             raise InputError(path, "the sampling mask is empty (no sampled k-space lines)", field="mask")
-        center = int(volume.attrs.get("num_low_frequency", max(2, round(w * center_fraction))))
     else:
         makers = {
             "random": masks.random_mask,
@@ -249,23 +254,37 @@ def multicoil_mri_operator(
             )
         except ValueError as err:
             raise ConfigError(f"operator: cannot build a {mask} mask: {err}") from None
-        m, center = made.mask, made.center_lines
+        m = made.mask
         if not bool(m.any()):
             raise ConfigError("operator: the sampling mask is empty (no sampled k-space lines)")
     mask_cols = m.to(torch.bool)
     y = torch.where(mask_cols, kspace, torch.zeros((), dtype=kspace.dtype))
+    if not bool((y != 0).any()):
+        raise InputError(path, "the measured k-space is all zero", field="kspace")
+    center = center_columns(mask_cols.reshape(1, 1, -1, w))  # the mask's centred block (file masks included)
     if center < 2:
         raise ConfigError(
             f"operator: only {center} fully sampled centre lines; coil maps need at least 2 "
             "(raise operator.center_fraction)"
         )
-    if coil_maps == "espirit" and center < ESPIRIT_MIN_LINES:
+    width = center if calib_width is None else calib_width
+    if not 0 < width <= center:
         raise ConfigError(
-            f'operator.coil_maps = "espirit" needs at least {ESPIRIT_MIN_LINES} fully sampled centre '
-            f"lines (its 6x6 kernels are calibrated on a square region), this mask has {center}; use "
-            'coil_maps = "lowres" or raise operator.center_fraction'
+            f"operator.calib_width = {calib_width}: the data has {center} fully sampled centre lines; "
+            f"use 1 to {center} (or leave it unset)"
         )
-    smaps = _coil_maps(y, coil_maps, min(center, h))
+    minimum = ESPIRIT_MIN_LINES if coil_maps == "espirit" else 2
+    if width < minimum:
+        raise ConfigError(
+            f'operator.coil_maps = "{coil_maps}" needs at least {minimum} calibration lines, this mask gives '
+            f"{width}; raise operator.calib_width or operator.center_fraction"
+        )
+    if espirit_kernel < 1:
+        raise ConfigError(f"operator.espirit_kernel = {espirit_kernel}: need a kernel of at least 1")
+    try:
+        smaps = _coil_maps(y, coil_maps, width, espirit_kernel)
+    except ValueError as err:
+        raise ConfigError(f'operator.coil_maps = "{coil_maps}": {err}') from None
     ref = volume.reference
     recon_size = volume.attrs.get("recon_size", (h, w))
     crop = (
@@ -282,11 +301,13 @@ def multicoil_mri_operator(
         "slices": n_slices,
         "coils": n_coils,
         "matrix": [h, w],
+        "crop": list(crop),
         "mask": mask,
         "acceleration_nominal": acceleration,
         "acceleration": round(1.0 / sampled, 3),
         "center_lines": center,
         "coil_maps": coil_maps,
+        "calib_width": width,
     }
     return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=mask_cols, info=info)
 

@@ -30,6 +30,7 @@ from operators import cg
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..files import ensure_writable_dir, write_json_atomic
+from .compat import check_prior_serves
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
@@ -121,6 +122,7 @@ def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
             field="kspace" if volume.modality == "mri" else "image",
         )
     prior = registry.get("prior", spec.prior.kind).build(volume, **spec.prior.options)
+    check_prior_serves(getattr(prior, "meta", None) or {}, problem.image_shape, str(volume.path or spec.data.kind))
     if isinstance(prior, torch.nn.Module):
         prior = prior.to(device)
     sampler = registry.get("sampler", spec.sampler.kind).build(**spec.sampler.options)

@@ -1,0 +1,169 @@
+"""fastMRI files at their native grid through the job layer (reconstruct at the full k-space grid, crop to the
+recon size), ESPIRiT maps from fastMRI's few centre lines, and priors refusing grids their sidecar does not serve."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from medrecon.cli import main
+from medrecon.errors import ConfigError, InputError
+from medrecon.io.fastmri import rss_reference, write_fastmri
+from medrecon.jobs.compat import check_prior_serves, served_shapes
+from medrecon.jobs.components import fastmri_data, multicoil_mri_operator
+from medrecon.jobs.registry import REGISTRY
+from medrecon.jobs.run import magnitude
+from tests.test_jobs_support import mri_job_text, phantom_images, smooth_coil_maps, stand_in_prior
+
+GRID, RECON = (64, 40), (32, 32)
+
+
+def _knee_file(path: Path, header: bool = True, reference: bool = True) -> tuple[Path, torch.Tensor]:
+    """A fully sampled 2-slice, 4-coil file with 64x40 k-space and recon size 32x32 (640x368 -> 320x320 in
+    miniature): the object sits in the middle half of the (oversampled) readout rows."""
+    from operators.mri import fft2c
+
+    h, w = GRID
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    image = torch.stack([((2 * yy) ** 2 + (xx / r) ** 2 < 0.8) * (1.0 + 0.5 * xx) for r in (0.7, 0.8)])
+    image = image.to(torch.complex64)
+    kspace = fft2c(image[:, None] * smooth_coil_maps(4, h)[..., (h - w) // 2 : (h + w) // 2])
+    ref = rss_reference(kspace, RECON) if reference else None
+    write_fastmri(path, kspace, ref, acquisition="CORPD_FBK", recon_size=RECON)
+    if not header:
+        with h5py.File(path, "a") as hf:
+            del hf["ismrmrd_header"]
+    return path, image
+
+
+def test_native_grid_problem_reconstructs_full_grid_and_crops_to_recon_size(tmp_path):
+    path, image = _knee_file(tmp_path / "knee.h5")
+    volume = fastmri_data(path=str(path))
+    assert volume.kspace.shape == (2, 4, *GRID) and volume.reference.shape == (2, *RECON)
+    problem = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), center_fraction=0.125)
+    assert problem.image_shape == GRID and problem.crop == RECON
+    # the written reconstruction is |x| cropped like fastMRI's reference: exact for the true image (unit maps)
+    np.testing.assert_allclose(magnitude(image, problem.crop), volume.reference.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_header_less_file_crops_to_the_stored_reference_or_not_at_all(tmp_path):
+    path, _ = _knee_file(tmp_path / "a.h5", header=False)
+    problem = multicoil_mri_operator(fastmri_data(path=str(path)), torch.Generator().manual_seed(0),
+                                     center_fraction=0.125)
+    assert problem.crop == RECON
+    path, _ = _knee_file(tmp_path / "b.h5", header=False, reference=False)
+    volume = fastmri_data(path=str(path))
+    assert volume.reference is None
+    problem = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), center_fraction=0.125)
+    assert problem.crop == GRID
+
+
+@pytest.mark.parametrize("fraction,lines", [(0.08, 10), (0.04, 5)])
+def test_espirit_job_option_at_fastmri_centre_lines(tmp_path, fraction, lines):
+    """``coil_maps = "espirit"`` at fastMRI's 4x / 8x centre fractions of 128 columns."""
+    from tests.test_jobs_support import write_tiny_fastmri
+
+    path = write_tiny_fastmri(tmp_path / "v.h5", coils=4, slices=1, size=128)
+    volume = fastmri_data(path=str(path))
+    problem = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), mask="equispaced_fraction",
+                                     acceleration=4 if lines == 10 else 8, center_fraction=fraction,
+                                     coil_maps="espirit")
+    assert problem.info["center_lines"] == problem.info["calib_width"] == lines
+    smaps = problem.operator_for(slice(0, 1)).coils.smaps
+    support = phantom_images(1, 128)[0] > 0
+    align = (smaps.conj() * smooth_coil_maps(4, 128)).sum(dim=-3).abs()[..., support]
+    assert align.mean() > 0.99
+    narrower = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), mask="equispaced_fraction",
+                                      acceleration=4, center_fraction=fraction, coil_maps="espirit",
+                                      calib_width=4, espirit_kernel=4)
+    assert narrower.info["calib_width"] == 4
+    with pytest.raises(ConfigError, match=f"calib_width = 40: the data has {lines} fully sampled centre lines"):
+        multicoil_mri_operator(volume, torch.Generator().manual_seed(0), mask="equispaced_fraction",
+                               acceleration=4, center_fraction=fraction, calib_width=40)
+
+
+def test_served_shapes_fallback_and_serves_field():
+    assert served_shapes({"data_range": [0, 1]}) is None
+    exact = served_shapes({"image_size": [128, 128]})
+    assert (128, 128) in exact and (128, 120) not in exact and str(exact) == "exactly 128x128"
+    wide = served_shapes({"image_size": [128, 128],
+                          "serves": {"min_size": [64, 64], "max_size": [640, 384], "multiple_of": 8}})
+    assert (640, 368) in wide and (320, 320) in wide and (640, 372) not in wide and (32, 64) not in wide
+    assert str(wide) == ">= 64x64, <= 640x384, multiples of 8"
+    check_prior_serves({}, (7, 9), "any.h5")
+    check_prior_serves({"image_size": [32, 32]}, (32, 32), "ok.h5")
+    with pytest.raises(InputError, match=r"\[serves\]: unknown keys \['size'\]"):
+        served_shapes({"serves": {"size": 3}})
+    with pytest.raises(InputError, match=r"\[serves.multiple_of\]"):
+        served_shapes({"serves": {"multiple_of": [8]}})
+
+
+def test_prior_refuses_a_grid_it_does_not_serve():
+    meta = {"weights": "mri.safetensors", "modality": "mri", "image_size": [128, 128]}
+    with pytest.raises(InputError) as err:
+        check_prior_serves(meta, (640, 320), "/data/file_brain.h5")
+    text = str(err.value)
+    assert len(text.splitlines()) == 1
+    assert text.startswith("/data/file_brain.h5 [kspace]: the data's image grid is 640x320")
+    assert "mri.safetensors serves exactly 128x128" in text and "image_size" in text
+
+
+def _sized_prior(volume, *, size: int = 32):
+    """A stand-in prior whose sidecar says it serves exactly ``size`` x ``size`` images."""
+    prior = stand_in_prior(volume)
+    prior.meta = {**prior.meta, "weights": "sized.safetensors", "modality": "mri", "image_size": [size, size]}
+    return prior
+
+
+@contextlib.contextmanager
+def _registered():
+    REGISTRY.add("prior", "gaussian_test", stand_in_prior)
+    REGISTRY.add("prior", "gaussian_sized", _sized_prior)
+    try:
+        yield
+    finally:
+        REGISTRY.remove("prior", "gaussian_test")
+        REGISTRY.remove("prior", "gaussian_sized")
+
+
+def _job(tmp_path, data: Path, prior: str) -> tuple[Path, Path]:
+    out = tmp_path / "out"
+    job = tmp_path / "job.toml"
+    job.write_text(mri_job_text(data, out).replace('kind = "gaussian_test"', f'kind = "{prior}"'))
+    return job, out
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_cli_fails_in_one_line_when_the_prior_does_not_serve_the_grid(tmp_path, capsys, command):
+    data, _ = _knee_file(tmp_path / "knee.h5")
+    job, out = _job(tmp_path, data, "gaussian_sized")
+    with _registered():
+        code = main([command, str(job)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"medrecon {command}: error: {data} [kspace]: the data's image grid is 64x40")
+    assert "serves exactly 32x32" in err
+    assert not out.exists()
+
+
+def test_cli_default_prior_refuses_a_native_grid_file(tmp_path, capsys):
+    pytest.importorskip("monai")
+    data, _ = _knee_file(tmp_path / "knee.h5")
+    job, out = _job(tmp_path, data, "default")
+    assert main(["check", str(job)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "64x40" in err and "serves exactly 128x128" in err, err
+
+
+def test_cli_run_on_native_grid_writes_recon_size(tmp_path, capsys):
+    data, _ = _knee_file(tmp_path / "knee.h5")
+    job, out = _job(tmp_path, data, "gaussian_test")
+    with _registered():
+        assert main(["run", str(job), "--quiet", "--set", 'operator.coil_maps="espirit"']) == 0
+    with h5py.File(out / "reconstructions" / "knee.h5") as hf:
+        assert hf["reconstruction"].shape == (2, *RECON)
