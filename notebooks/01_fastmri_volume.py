@@ -38,11 +38,10 @@ SMOKE = os.environ.get("MEDRECON_SMOKE") == "1"
 MASK = "equispaced"  # fastMRI EquiSpacedMaskFunc; "random" for RandomMaskFunc
 ACCELERATION = 4
 CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
-COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit" (sigpy; needs >= 14 centre lines)
+COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit"
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
-GAMMA = 0.05  # DDS proximal weight in (A^H A + gamma I) x = A^H y + gamma x0_hat (small: near the data)
-SIGMA_Y = 0.01  # measurement noise given to the sampler, in the prior's units
+SIGMA_Y = 0.0  # k-space noise std per real component, in the file's units (the shipped sample is noiseless)
 SEED = 0
 
 # %%
@@ -125,34 +124,40 @@ print(f"adjoint test relative error: {check_adjoint(A, tuple(y.shape[:1]) + tupl
 
 # %% [markdown]
 # ## Prior and intensity scale
-# The shipped prior was trained on images in its `data_range`; the measurements are divided by a scale so that
-# the 99th percentile of the zero-filled magnitude meets the top of that range, and results are multiplied
-# back.
+# The prior's sidecar states how its training images were normalised (`normalisation`: here the volume's
+# 99.5th percentile at 1). `estimate_scale` applies that rule to a 5-iteration CG image of the data, as every
+# job does; the sampler sees `y / scale` and `sigma_y / scale`, and results are multiplied back.
 
 # %%
-from medrecon.jobs.run import prior_data_max
+from medrecon.jobs.problem import VolumeProblem
+from medrecon.jobs.run import estimate_scale
 from medrecon.priors.checkpoint import default_prior
 
 prior = default_prior("mri")
+volume_problem = VolumeProblem(y, lambda sl: multicoil_mri(smaps[sl], mask.mask), tuple(y.shape[-2:]),
+                               torch.complex64, crop)
+scale = estimate_scale(volume_problem, prior, torch.device("cpu"))["scale"]
 zero_filled = A.adjoint(y)
-scale = float(np.percentile(zero_filled.abs().numpy(), 99)) / prior_data_max(prior)
-print(f"prior data range {prior.meta['data_range']}, scale {scale:.4g}")
+print(f"prior normalisation {prior.meta['normalisation']}, scale {scale:.4g}")
 
 # %% [markdown]
 # ## DDS over every slice
-# One network call per step; each step's Tweedie estimate is pulled towards the data by 5 CG iterations on
-# `(A^H A + gamma I) x = A^H y + gamma x0_hat`. The driver batches slices, times every step and can
+# One network call per step; each step's Tweedie estimate is pulled towards the data by CG iterations on
+# `(A^H A + rho I) x = A^H y + rho x0_hat`, where `rho = lam sigma_y^2 / Var[x0 | x_t]` follows the measurement
+# noise and the current noise level (noiseless data: the normal equations). The sampler is the job's `dds`
+# component with the defaults of `medrecon.defaults.DDS`; the driver batches slices, times every step and can
 # checkpoint.
 
 # %%
 import time
 
 from medrecon import samplers
+from medrecon.jobs.sampling import dds
 
-problem = samplers.InverseProblem(A, y / scale, SIGMA_Y)
+problem = samplers.InverseProblem(A, y / scale, SIGMA_Y / scale)
 start = time.perf_counter()
-dds = samplers.dds(steps=STEPS, gamma=GAMMA)
-result = samplers.run(dds, problem, prior, torch.Generator().manual_seed(SEED), max_batch=4, progress=False)
+sampler = dds(prior.meta, steps=STEPS).sampler
+result = samplers.run(sampler, problem, prior, torch.Generator().manual_seed(SEED), max_batch=4, progress=False)
 dds_seconds = time.perf_counter() - start
 x_dds = result.x * scale
 print(f"DDS: {result.nfe} network calls per chunk, {dds_seconds:.1f} s "
@@ -162,13 +167,12 @@ print(f"DDS: {result.nfe} network calls per chunk, {dds_seconds:.1f} s "
 # ## Baselines
 
 # %%
-from medrecon.baselines import mri as baselines
+from medrecon.jobs.baselines import cg_sense, l1_wavelet
 
-iters = 5 if SMOKE else 50
 start = time.perf_counter()
-recons = {"zero-filled": zero_filled, "CG-SENSE": baselines.cg_sense(y, A, iters=iters)}
-recons["L1-wavelet"] = scale * baselines.l1_wavelet(y / scale, A, iters=iters,
-                                                     generator=torch.Generator().manual_seed(SEED))
+options = {"iters": 5} if SMOKE else {}  # otherwise the defaults of medrecon.defaults
+recons = {"zero-filled": zero_filled, "CG-SENSE": scale * cg_sense(y / scale, A, **options)}
+recons["L1-wavelet"] = scale * l1_wavelet(y / scale, A, **options)
 recons["DDS"] = x_dds
 print(f"baselines: {time.perf_counter() - start:.1f} s")
 

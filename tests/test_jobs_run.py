@@ -6,9 +6,11 @@ import json
 
 import h5py
 import numpy as np
+
 import pytest
 import torch
 
+from medrecon.defaults import DDS
 from medrecon.errors import ConfigError
 from medrecon.jobs.run import chunk_seed, run_job
 from medrecon.jobs.spec import load_spec
@@ -48,7 +50,8 @@ def test_run_writes_reconstruction_record_and_figure(job, tmp_path):
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((out / "record.json").read_text())
     assert record["spec_hash"] == job.hash
-    assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": 0.85, "cg_iters": 3, "gamma": 1.0}
+    assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": 0.85, "cg_iters": 3, "gamma": None,
+                                         "lam": DDS.lam, "grid": "karras"}
     assert record["versions"]["torch"] == torch.__version__
     assert record["seeds"]["chunks"] == [chunk_seed(7, 0), chunk_seed(7, 1)]
     assert len(record["inputs"]["data"]["sha256"]) == 64
@@ -121,12 +124,12 @@ def test_sigkill_and_resume_from_the_command_line_is_bit_identical(tmp_path):
 
     import medrecon
 
-    data = write_tiny_fastmri(tmp_path / "vol.h5")
+    data = write_tiny_fastmri(tmp_path / "vol.h5", coils=2, size=128)  # the shipped prior serves 128 x 128
     job = tmp_path / "job.toml"
     job.write_text(
         mri_job_text(data, tmp_path / "out")
         .replace('kind = "gaussian_test"', 'kind = "default"')
-        .replace("steps = 6", "steps = 12")
+        .replace("steps = 6", "steps = 8")
     )
     spec = load_spec(job)
     reference = run_job(spec, out=tmp_path / "full", progress=False).reconstruction

@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 
+from medrecon.defaults import DDS
 from medrecon.errors import ConfigError, InputError
 from medrecon.jobs.registry import REGISTRY, Registry, check_value
 from medrecon.jobs.spec import RunOptions, load_spec, parse_override, parse_spec
@@ -29,9 +30,12 @@ def test_defaults_are_filled_from_signatures():
         "acceleration": 4.0,
         "center_fraction": 0.08,
         "coil_maps": "lowres",
+        "calib_width": None,
+        "espirit_kernel": 6,
         "coils": None,
     }
-    assert spec.sampler.options == {"steps": 50, "eta": 0.85, "cg_iters": 5, "gamma": 1.0}
+    assert spec.sampler.options == {"steps": DDS.steps, "eta": DDS.eta, "cg_iters": DDS.cg_iters, "lam": DDS.lam,
+                                    "gamma": None, "grid": "karras"}
     assert spec.run == RunOptions()
 
 

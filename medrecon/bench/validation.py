@@ -33,8 +33,9 @@ def mri_validation_slices() -> np.ndarray:
     return np.stack([preprocess_axial_slice(vol[:, :, z], scale) for z in MRI_VALIDATION_Z])
 
 
-def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH) -> np.ndarray:
-    """``(6, size, size)`` float32 in [0, 1] (HU window [-1000, 1000])."""
+def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH,
+                         slices: tuple[int, ...] = CT_VALIDATION_SLICES) -> np.ndarray:
+    """``(len(slices), size, size)`` float32 in [0, 1] (HU window [-1000, 1000]) of Cranium slices < 54."""
     from skimage.transform import resize
 
     from ..io.invesalius import read_inv3
@@ -43,8 +44,8 @@ def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH) -> np
     if not Path(path).exists():
         raise InputError(path, "the CT validation volume is missing (apt-get install invesalius-examples)")
     vol = read_inv3(path)
-    if max(CT_VALIDATION_SLICES) >= 54:
+    if max(slices) >= 54:
         raise ValueError("slices 54-107 of the Cranium CT are reserved for independent evaluation")
-    planes = [hu_to_unit(vol.data[z].astype(np.float32)) for z in CT_VALIDATION_SLICES]
+    planes = [hu_to_unit(vol.data[z].astype(np.float32)) for z in slices]
     return np.stack([resize(p, (size, size), order=1, anti_aliasing=True, preserve_range=True)
                      for p in planes]).astype(np.float32)

@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from .. import defaults as D
+
 __all__ = ["BASELINES", "zero_filled", "cg_sense", "l1_wavelet", "fbp", "cgls", "tv"]
 
 
@@ -20,7 +22,7 @@ def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
     return mri.zero_filled(y, op)
 
 
-def cg_sense(y: torch.Tensor, op, *, damping: float = 1e-3, iters: int = 30) -> torch.Tensor:
+def cg_sense(y: torch.Tensor, op, *, damping: float = D.CG_SENSE.damping, iters: int = D.CG_SENSE.iters) -> torch.Tensor:
     """MRI CG-SENSE: (A^H A + damping I) x = A^H y by conjugate gradient.
 
     Args:
@@ -32,7 +34,9 @@ def cg_sense(y: torch.Tensor, op, *, damping: float = 1e-3, iters: int = 30) -> 
     return mri.cg_sense(y, op, damping=damping, iters=iters)
 
 
-def l1_wavelet(y: torch.Tensor, op, *, lamda: float = 2e-3, iters: int = 50) -> torch.Tensor:
+def l1_wavelet(
+    y: torch.Tensor, op, *, lamda: float = D.L1_WAVELET.lamda, iters: int = D.L1_WAVELET.iters
+) -> torch.Tensor:
     """MRI L1-wavelet compressed sensing (FISTA, db4).
 
     Args:
@@ -55,7 +59,7 @@ def fbp(y: torch.Tensor, op, *, filter_name: str = "ramp") -> torch.Tensor:
     return ct.fbp(y, op, filter_name=filter_name)
 
 
-def cgls(y: torch.Tensor, op, *, iters: int = 30) -> torch.Tensor:
+def cgls(y: torch.Tensor, op, *, iters: int = D.CGLS.iters) -> torch.Tensor:
     """CT least squares by CG on the normal equations.
 
     Args:
@@ -66,7 +70,7 @@ def cgls(y: torch.Tensor, op, *, iters: int = 30) -> torch.Tensor:
     return ct.cgls(y, op, iters=iters)
 
 
-def tv(y: torch.Tensor, op, *, lam_rel: float = 1e-3, iters: int = 300) -> torch.Tensor:
+def tv(y: torch.Tensor, op, *, lam_rel: float = D.TV.lam_rel, iters: int = D.TV.iters) -> torch.Tensor:
     """CT total-variation least squares (Chambolle-Pock), non-negative.
 
     Args:
@@ -75,7 +79,7 @@ def tv(y: torch.Tensor, op, *, lam_rel: float = 1e-3, iters: int = 300) -> torch
     """
     from ..baselines import ct
 
-    return ct.tv_pdhg(y, op, lam_rel=lam_rel, iters=iters, generator=torch.Generator().manual_seed(0))
+    return ct.tv_pdhg(y, op, lam_rel=lam_rel, iters=iters)
 
 
 BASELINES: dict[str, Callable[..., torch.Tensor]] = {

@@ -319,8 +319,10 @@ def _ct_problem(
     assert image is not None
     with torch.no_grad():
         y = op(image)
+    noise_std = noise * float(y.abs().max())
     if noise > 0:
-        y = y + noise * y.abs().max() * torch.randn(y.shape, generator=generator, dtype=y.dtype)
+        y = y + noise_std * torch.randn(y.shape, generator=generator, dtype=y.dtype)
+    info = {**info, "noise_std": noise_std}
     h, w = image.shape[-2:]
     return VolumeProblem(
         y,

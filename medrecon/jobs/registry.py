@@ -189,12 +189,15 @@ class Registry:
 
 def _default_entries() -> dict[str, dict[str, Callable[..., Any]]]:
     from . import components as c
+    from . import image_sets
 
     return {
         "data": {
             "fastmri": c.fastmri_data,
             "nifti": c.nifti_data,
             "ct_phantom": c.ct_phantom_data,
+            "mri_slices": image_sets.mri_slices,
+            "ct_slices": image_sets.ct_slices,
         },
         "operator": {
             "multicoil_mri": c.multicoil_mri_operator,

@@ -5,9 +5,9 @@ Order of work (nothing is written before the inputs have been validated):
 1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and
    the baselines (all errors here are ``MedreconError`` s; no file is touched).
 2. Check the output folder is writable; start or resume the ``.partial`` folder.
-3. Estimate the intensity scale: ``scale = percentile(|x_init|, p) / prior_max`` where ``x_init`` is a few
-   conjugate-gradient iterations on ``A^H A x = A^H y`` (for MRI the first iterate is the zero-filled image).
-   The sampler and baselines see ``y / scale`` and ``sigma_y``; results are multiplied back by ``scale``.
+3. The intensity scale by the prior's ``normalisation`` rule (``estimate_scale``): fixed for CT, a percentile of
+   a few CG iterations on ``A^H A x = A^H y`` for MRI. The sampler and baselines see ``y / scale`` and
+   ``sigma_y / scale``; results are multiplied back by ``scale``.
 4. Run the sampler chunk by chunk (``run.batch_size`` slices), saving each finished chunk's slices at once.
 5. Write the outputs atomically, then ``record.json``; remove ``.partial``.
 """
@@ -31,6 +31,7 @@ from .. import __version__
 from ..errors import ConfigError, InputError
 from ..files import ensure_writable_dir, write_json_atomic
 from .compat import check_prior_serves
+from .noise import resolve_sigma_y
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
@@ -46,7 +47,6 @@ __all__ = [
     "chunk_seed",
     "magnitude",
     "check_output_dir",
-    "prior_data_max",
 ]
 
 SCALE_CG_ITERS = 5
@@ -125,19 +125,14 @@ def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
     check_prior_serves(getattr(prior, "meta", None) or {}, problem.image_shape, str(volume.path or spec.data.kind))
     if isinstance(prior, torch.nn.Module):
         prior = prior.to(device)
-    sampler = registry.get("sampler", spec.sampler.kind).build(**spec.sampler.options)
+    from ..priors.meta import meta_of
+
+    sampler = registry.get("sampler", spec.sampler.kind).build(meta_of(prior), **spec.sampler.options)
     baselines = {
         name: functools.partial(registry.get("baseline", name).build, **options)
         for name, options in spec.baselines.items()
     }
     return PreparedJob(spec, volume, problem, prior, sampler, baselines, device)
-
-
-def prior_data_max(prior: Any) -> float:
-    """The upper end of the prior's training data range (``meta["data_range"]``; 1 when it has none)."""
-    meta = getattr(prior, "meta", None) or {}
-    data_range = meta.get("data_range", (0.0, 1.0))
-    return float(max(abs(v) for v in data_range))
 
 
 def prior_record(name: str, prior: Any) -> dict[str, Any]:
@@ -166,12 +161,20 @@ def magnitude(images: torch.Tensor, crop: tuple[int, int]) -> np.ndarray:
 
 
 def estimate_scale(
-    problem: VolumeProblem, prior_max: float, percentile: float, device: torch.device, source: str = "data"
+    problem: VolumeProblem, prior: Any, device: torch.device, source: str = "data"
 ) -> dict:
-    """Intensity scale mapping the data into the prior's range; returns ``{"scale": ..., ...}``.
+    """The intensity scale (data units per prior unit) by the prior's own ``normalisation`` rule.
 
-    ``x_init`` is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero, per chunk of all slices.
+    ``fixed``: the sidecar's scale (CT: attenuation per prior unit). ``percentile``: that percentile of
+    ``|x_init|`` over every slice, inside the reconstruction crop, mapped to the rule's value, where ``x_init``
+    is ``SCALE_CG_ITERS`` CG iterations on ``A^H A x = A^H y`` from zero (nearer the image's intensity than
+    ``A^H y``, which undersampling darkens). Returns ``{"scale": ..., ...}`` for the run record.
     """
+    from ..priors.meta import meta_of, normalisation
+
+    rule = normalisation(meta_of(prior))
+    if rule.rule == "fixed":
+        return {"scale": rule.scale, "rule": rule.describe()}
     values = []
     n = problem.num_slices
     for start in range(0, n, 8):
@@ -180,15 +183,14 @@ def estimate_scale(
         y = problem.y[sl].to(device)
         with torch.no_grad():
             x_init = cg(op.normal, op.adjoint(y), iters=SCALE_CG_ITERS)
-        values.append(x_init.abs().flatten().cpu())
-    level = float(np.percentile(torch.cat(values).numpy(), percentile))
+        values.append(torch.from_numpy(magnitude(x_init, problem.crop)).flatten())
+    level = float(np.percentile(torch.cat(values).numpy(), rule.percentile))
     if not np.isfinite(level) or level <= 0:
         raise InputError(source, "the measurements are all zero (no intensity scale)", field="kspace")
     return {
-        "scale": level / prior_max,
+        "scale": level / rule.value,
+        "rule": rule.describe(),
         "x_init_percentile": level,
-        "percentile": percentile,
-        "prior_max": prior_max,
         "x_init": f"{SCALE_CG_ITERS} CG iterations on A^H A x = A^H y",
     }
 
@@ -246,16 +248,11 @@ def run_job(
     job = prepared if prepared is not None else prepare_job(spec, registry)
     problem, run = job.problem, spec.run
     if run.scale is None:
-        scale_info = estimate_scale(
-            problem,
-            prior_data_max(job.prior),
-            run.scale_percentile,
-            job.device,
-            str(job.volume.path or spec.data.kind),
-        )
+        scale_info = estimate_scale(problem, job.prior, job.device, str(job.volume.path or spec.data.kind))
     else:
         scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
     scale = scale_info["scale"]
+    sigma_y, noise_info = resolve_sigma_y(run.sigma_y, job.volume, problem)
     ensure_writable_dir(out_dir)
     partial = PartialRun(out_dir)
     resumed = partial.start(spec.hash, resume)
@@ -283,7 +280,7 @@ def run_job(
             job.prior,
             op,
             y,
-            run.sigma_y,
+            sigma_y / scale,
             generator,
             checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
             checkpoint_every=run.checkpoint_every,
@@ -338,6 +335,7 @@ def run_job(
         "torch_threads": torch.get_num_threads(),
         "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
         "scale": scale_info,
+        "noise": noise_info,
         "problem": problem.info,
         "inputs": {
             "data": {

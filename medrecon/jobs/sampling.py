@@ -12,6 +12,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from .. import defaults as D
 from ..errors import ConfigError
 
 __all__ = [
@@ -52,117 +53,187 @@ def _positive(**values: float) -> None:
             raise ConfigError(f"sampler.{key} = {value}: must be at least 1")
 
 
-def dds(*, steps: int = 50, eta: float = 0.85, cg_iters: int = 5, gamma: float = 1.0) -> SamplerComponent:
+def _grid(prior_meta: dict[str, Any], steps: int, grid: str):
+    """The noise grid: Karras (rho 7) over the prior's trained range, or the VP linear grid of the papers."""
+    from .. import samplers
+    from ..priors.meta import sigma_range
+
+    if grid == "vp":
+        return samplers.vp_linear(steps)
+    lo, hi = sigma_range(prior_meta)
+    return samplers.karras(steps, lo, hi)
+
+
+def _sigma_data(prior_meta: dict[str, Any]) -> float | None:
+    from ..priors.meta import sigma_data
+
+    return sigma_data(prior_meta)
+
+
+def dds(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = D.DDS.steps,
+    eta: float = D.DDS.eta,
+    cg_iters: int = D.DDS.cg_iters,
+    lam: float = D.DDS.lam,
+    gamma: float | None = None,
+    grid: Literal["karras", "vp"] = "karras",
+) -> SamplerComponent:
     """Decomposed Diffusion Sampler: DDIM with CG data consistency on the Tweedie estimate (one NFE per step).
 
     Args:
         steps: diffusion steps (= network calls).
         eta: DDS noise mixing in [0, 1].
-        cg_iters: CG iterations on (A^H A + gamma I) x = A^H y + gamma x0_hat per step.
-        gamma: proximal weight (0: plain normal equations, early-stopped).
+        cg_iters: CG iterations on (A^H A + rho I) x = A^H y + rho x0_hat per step.
+        lam: weight of the noise-aware proximal term, rho = lam sigma_y^2 / Var[x0 | x_t].
+        gamma: a fixed rho instead (DDS's published setting is 1; 0 the early-stopped normal equations).
+        grid: noise levels: karras over the prior's trained range, or vp (the paper's linear VP grid).
     """
     from .. import samplers
 
     _positive(steps=steps, cg_iters=cg_iters)
-    return _checked("dds", lambda: samplers.dds(steps=steps, eta=eta, cg_iters=cg_iters, gamma=gamma))
+    return _checked("dds", lambda: samplers.dds(
+        steps, eta=eta, cg_iters=cg_iters, gamma=gamma, lam=lam, sigma_data=_sigma_data(prior_meta),
+        sigmas=_grid(prior_meta, steps, grid)))
 
 
-def ddim_projection(*, steps: int = 50, eta: float = 0.85, iters: int = 20) -> SamplerComponent:
-    """DDIM with a hard projection onto A x = y of every Tweedie estimate (score-MRI-style consistency).
+def ddim_projection(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = D.DDS.steps,
+    eta: float = D.DDS.eta,
+    iters: int = 20,
+    lam: float = D.DDS.lam,
+    grid: Literal["karras", "vp"] = "karras",
+) -> SamplerComponent:
+    """DDIM with the proximal data consistency solved to tolerance (a hard projection onto A x = y for noiseless
+    data; score-MRI-style consistency).
 
     Args:
         steps: diffusion steps (= network calls).
         eta: DDS noise mixing in [0, 1].
-        iters: CG iterations of the projection.
+        iters: CG iterations of the measurement-space solve.
+        lam: weight of the noise-aware proximal term.
+        grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
 
     _positive(steps=steps, iters=iters)
-    return _checked("ddim_projection", lambda: samplers.ddim_projection(steps=steps, eta=eta, iters=iters))
+    return _checked("ddim_projection", lambda: samplers.ddim_projection(
+        steps, eta=eta, iters=iters, lam=lam, sigma_data=_sigma_data(prior_meta),
+        sigmas=_grid(prior_meta, steps, grid)))
 
 
-def dps(*, steps: int = 1000, zeta: float = 1.0, eta: float = 1.0) -> SamplerComponent:
-    """Diffusion Posterior Sampling: gradient of ||y - A D(x)|| through the network each step.
+def dps(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = D.DPS.steps,
+    zeta: float = D.DPS.zeta,
+    eta: float = 1.0,
+    guidance: Literal["likelihood", "paper"] = "likelihood",
+    lam: float = D.DPS.lam,
+    grid: Literal["karras", "vp"] = "karras",
+) -> SamplerComponent:
+    """Diffusion Posterior Sampling: a likelihood-gradient step through the network each step.
 
     Args:
-        steps: VP-linear grid points (the paper uses 1000).
-        zeta: guidance step.
+        steps: grid points (the paper uses 1000 VP steps).
+        zeta: guidance step (1 with the likelihood guidance is the principled step).
         eta: 1 ancestral, 0 deterministic DDIM.
+        guidance: likelihood (noise-aware, sigma_y^2 I + r^2 A A^H) or paper (zeta / ||y - A x0_hat||).
+        lam: Tweedie-variance weight of the likelihood guidance.
+        grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked("dps", lambda: samplers.DPS(samplers.vp_linear(steps), zeta=zeta, eta=eta))
+    return _checked("dps", lambda: samplers.DPS(
+        _grid(prior_meta, steps, grid), zeta=zeta, eta=eta, guidance=guidance, lam=lam,
+        sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters))
 
 
-def mcg(*, steps: int = 1000, zeta: float = 1.0, eta: float = 1.0) -> SamplerComponent:
-    """Manifold Constrained Gradient: DPS plus a projection onto the (noised) measurements after each step.
+def mcg(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = D.DPS.steps,
+    zeta: float = D.DPS.zeta,
+    eta: float = 1.0,
+    guidance: Literal["likelihood", "paper"] = "likelihood",
+    lam: float = D.DPS.lam,
+    grid: Literal["karras", "vp"] = "karras",
+) -> SamplerComponent:
+    """Manifold Constrained Gradient: DPS plus a proximal step towards the (noised) measurements each step.
 
     Args:
-        steps: VP-linear grid points.
+        steps: grid points.
         zeta: guidance step.
         eta: 1 ancestral, 0 deterministic DDIM.
+        guidance: likelihood or paper (see dps).
+        lam: Tweedie-variance weight.
+        grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked("mcg", lambda: samplers.DPS(samplers.vp_linear(steps), zeta=zeta, eta=eta, mcg=True))
+    return _checked("mcg", lambda: samplers.DPS(
+        _grid(prior_meta, steps, grid), zeta=zeta, eta=eta, guidance=guidance, lam=lam,
+        sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters, mcg=True))
 
 
 def score_pc(
+    prior_meta: dict[str, Any],
     *,
-    steps: int = 500,
-    snr: float = 0.16,
-    corrector_steps: int = 1,
-    sigma_min: float = 0.01,
-    sigma_max: float = 378.0,
+    steps: int = D.PC.steps,
+    snr: float = D.PC.snr,
+    corrector_steps: int = D.PC.corrector_steps,
+    cg_iters: int = D.PC.cg_iters,
+    lam: float = D.PC.lam,
+    grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
-    """score-MRI predictor-corrector with a hard projection after every predictor and corrector step.
+    """Predictor-corrector (score-MRI style) driven by the noise-aware data-consistent score.
 
     Args:
-        steps: noise levels (log-uniform from sigma_max to sigma_min); NFE = steps * (1 + corrector_steps).
+        steps: noise levels; NFE = steps * (1 + corrector_steps).
         snr: Langevin corrector signal-to-noise ratio.
         corrector_steps: Langevin steps per level.
-        sigma_min: smallest noise level.
-        sigma_max: largest noise level.
+        cg_iters: CG iterations of the proximal data consistency.
+        lam: weight of the noise-aware proximal term.
+        grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked(
-        "score_pc",
-        lambda: samplers.PredictorCorrector(
-            samplers.log_uniform(steps, sigma_min, sigma_max),
-            snr=snr,
-            corrector_steps=corrector_steps,
-            dc=samplers.Projection(),
-        ),
-    )
+    return _checked("score_pc", lambda: samplers.PredictorCorrector(
+        _grid(prior_meta, steps, grid), snr=snr, corrector_steps=corrector_steps,
+        dc=samplers.KrylovCG(cg_iters, lam, _sigma_data(prior_meta))))
 
 
 def red_diff(
+    prior_meta: dict[str, Any],
     *,
-    steps: int = 50,
-    lr: float = 0.1,
-    lam: float = 0.25,
-    weighting: Literal["linear", "sqrt", "square", "log", "constant", "snr"] = "linear",
-    init: Literal["adjoint", "cg"] = "adjoint",
+    steps: int = D.RED_DIFF.steps,
+    lr: float = D.RED_DIFF.lr,
+    lam: float = D.RED_DIFF.lam,
+    weighting: Literal["linear", "sqrt", "square", "log", "constant", "snr"] = D.RED_DIFF.weighting,
+    init: Literal["adjoint", "cg"] = "cg",
+    grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
-    """RED-Diff: Adam on the data term plus the denoiser-residual regulariser over a descending noise grid.
+    """RED-Diff: Adam on the noise-weighted data term plus the denoiser-residual regulariser.
 
     Args:
         steps: noise levels (= network calls).
-        lr: Adam learning rate in image units.
-        lam: regulariser weight.
+        lr: Adam learning rate in prior units.
+        lam: regulariser weight (1 with snr weighting: the smoothed prior's MAP).
         weighting: w(sigma).
         init: start from A^H y or a CG pseudo-inverse.
+        grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
 
     _positive(steps=steps)
-    return _checked(
-        "red_diff", lambda: samplers.REDDiff(steps=steps, lr=lr, lam=lam, weighting=weighting, init=init)
-    )
+    return _checked("red_diff", lambda: samplers.REDDiff(
+        _grid(prior_meta, steps, grid), lr=lr, lam=lam, weighting=weighting, init=init))
 
 
 SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {

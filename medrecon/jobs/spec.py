@@ -63,11 +63,12 @@ class RunOptions:
         seed: seeds every generator: the mask, and one sampler generator per chunk of slices (``chunk_seed``).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         batch_size: slices reconstructed together (one sampler run per chunk).
-        sigma_y: measurement noise std given to the sampler, in the prior's units (after intensity scaling).
-        scale: image units per prior unit; ``None`` estimates it from the data (``scale_percentile``). CT
-            volumes in attenuation (1/mm, water 0.0192) meet the shipped CT prior's range (HU window
-            [-1000, 1000] -> [0, 1]) at ``scale = 0.0384``.
-        scale_percentile: percentile of ``|x_init|`` mapped to the prior's data maximum when estimating.
+        sigma_y: measurement noise std per real component, in the measurements' units (k-space or sinogram);
+            0 for noiseless data; ``"auto"``: the simulated level when the data or operator simulated it,
+            else estimated from multi-coil k-space (``medrecon.jobs.noise``). The samplers see
+            ``sigma_y / scale``.
+        scale: data units per prior unit; ``None`` applies the prior's ``normalisation`` rule (a fixed scale for
+            the shipped CT prior, a percentile of a CG image for the MRI prior; ``estimate_scale``).
         checkpoint_every: sampler steps between state checkpoints (0: never); used by ``--resume``.
         baselines: classical reconstructions to run beside the sampler (``medrecon list`` names them).
         outputs: files to write: ``hdf5`` (fastMRI-style ``reconstruction``), ``nifti``, ``dicom``, ``png``.
@@ -77,9 +78,8 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 4
-    sigma_y: float = 0.01
+    sigma_y: float | Literal["auto"] = "auto"
     scale: float | None = None
-    scale_percentile: float = 99.0
     checkpoint_every: int = 10
     baselines: list[str] = field(default_factory=list)
     outputs: list[Literal["hdf5", "nifti", "dicom", "png"]] = field(default_factory=lambda: ["hdf5", "png"])
@@ -182,11 +182,9 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
         raise ConfigError(f"run.batch_size = {opts.batch_size}: must be at least 1")
     if opts.checkpoint_every < 0:
         raise ConfigError(f"run.checkpoint_every = {opts.checkpoint_every}: must be 0 (never) or positive")
-    if not 0 < opts.scale_percentile <= 100:
-        raise ConfigError(f"run.scale_percentile = {opts.scale_percentile}: must be in (0, 100]")
     if opts.scale is not None and not opts.scale > 0:
         raise ConfigError(f"run.scale = {opts.scale}: must be positive")
-    if opts.sigma_y < 0:
+    if opts.sigma_y != "auto" and opts.sigma_y < 0:
         raise ConfigError(f"run.sigma_y = {opts.sigma_y}: must be non-negative")
     return opts
 
