@@ -1,0 +1,123 @@
+"""The shared pipeline rules: the prior's intensity normalisation, the noise level of a job, image sets, and
+``medrecon bench quality`` built through the job registry."""
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import plistlib
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from medrecon.errors import ConfigError, InputError
+from medrecon.io.invesalius import read_inv3
+from medrecon.jobs.noise import kspace_noise_std, resolve_sigma_y
+from medrecon.jobs.problem import Volume, VolumeProblem
+from medrecon.jobs.run import estimate_scale
+from medrecon.priors.meta import normalisation, sigma_data, sigma_range
+from operators.mri import fft2c, multicoil_mri
+
+
+class _Prior:
+    def __init__(self, meta):
+        self.meta = meta
+
+
+def _mri_problem(images: torch.Tensor, smaps: torch.Tensor, mask: torch.Tensor) -> VolumeProblem:
+    y = multicoil_mri(smaps, mask)(images)
+    return VolumeProblem(y, lambda sl: multicoil_mri(smaps[sl], mask), tuple(images.shape[-2:]),
+                         torch.complex64, tuple(images.shape[-2:]), mask=mask)
+
+
+def test_sidecar_facts_and_fallbacks():
+    meta = {"noise_schedule": {"sigma_min": 0.01, "sigma_max": 20}, "preconditioning": {"sigma_data": 0.3},
+            "normalisation": {"rule": "fixed", "scale": 0.0384}}
+    assert sigma_range(meta) == (0.01, 20.0) and sigma_data(meta) == 0.3
+    assert normalisation(meta).describe() == {"rule": "fixed", "scale": 0.0384}
+    assert sigma_range({}) == (0.002, 80.0) and sigma_data({}) is None
+    fallback = normalisation({"data_range": [0, 1.2]})
+    assert (fallback.rule, fallback.percentile, fallback.value) == ("percentile", 99.5, 1.2)
+    with pytest.raises(ValueError, match="rule"):
+        normalisation({"normalisation": {"rule": "max"}})
+
+
+def test_percentile_scale_recovers_the_intensity_of_fully_sampled_data():
+    gen = torch.Generator().manual_seed(0)
+    images = 3.0 * torch.rand(2, 16, 16, generator=gen).to(torch.complex64)
+    smaps = torch.ones(2, 1, 16, 16, dtype=torch.complex64)
+    problem = _mri_problem(images, smaps, torch.ones(16, dtype=torch.bool))
+    prior = _Prior({"normalisation": {"rule": "percentile", "percentile": 99.5, "value": 1.0}})
+    info = estimate_scale(problem, prior, torch.device("cpu"))
+    want = float(np.percentile(images.abs().numpy(), 99.5))
+    assert info["scale"] == pytest.approx(want, rel=1e-4)
+    fixed = estimate_scale(problem, _Prior({"normalisation": {"rule": "fixed", "scale": 0.5}}), torch.device("cpu"))
+    assert fixed["scale"] == 0.5
+
+
+def test_kspace_noise_estimate_and_auto_sigma():
+    gen = torch.Generator().manual_seed(1)
+    noise = 0.05 * torch.view_as_complex(torch.randn(2, 4, 64, 64, 2, generator=gen))
+    smooth = fft2c(torch.ones(2, 4, 64, 64, dtype=torch.complex64))  # all energy at the centre
+    assert kspace_noise_std(smooth + noise) == pytest.approx(0.05, rel=0.05)
+    mask = torch.zeros(64, dtype=torch.bool)
+    mask[::2] = True
+    assert kspace_noise_std(torch.where(mask, smooth + noise, 0), mask) == pytest.approx(0.05, rel=0.05)
+    problem = VolumeProblem(smooth + noise, lambda sl: None, (64, 64), torch.complex64, (64, 64), mask=None)
+    assert resolve_sigma_y(0.2, Volume("mri"), problem)[0] == 0.2
+    assert resolve_sigma_y("auto", Volume("mri", attrs={"noise_std": 0.01}), problem)[0] == 0.01
+    assert resolve_sigma_y("auto", Volume("mri"), problem)[1]["source"].startswith("k-space")
+    ct = VolumeProblem(torch.zeros(1, 4, 4), lambda sl: None, (4, 4), torch.float32, (4, 4))
+    with pytest.raises(ConfigError, match="sigma_y"):
+        resolve_sigma_y("auto", Volume("ct"), ct)
+
+
+def _inv3(path, data: np.ndarray, matrix_name: str = "matrix.dat"):
+    main = {"matrix": {"dtype": str(data.dtype), "filename": matrix_name, "shape": list(data.shape)},
+            "spacing": [0.5, 0.5, 1.5], "modality": "CT", "name": "test"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, payload in (("proj/main.plist", plistlib.dumps(main)), ("proj/matrix.dat", data.tobytes())):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    path.write_bytes(gzip.compress(buf.getvalue()))
+
+
+def test_invesalius_reader(tmp_path):
+    data = (np.arange(2 * 3 * 4, dtype=np.int16) - 1000).reshape(2, 3, 4)
+    _inv3(tmp_path / "a.inv3", data)
+    vol = read_inv3(tmp_path / "a.inv3")
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.spacing == (0.5, 0.5, 1.5) and vol.modality == "CT"
+    _inv3(tmp_path / "b.inv3", data, matrix_name="other.dat")
+    with pytest.raises(InputError, match="the project has no other.dat"):
+        read_inv3(tmp_path / "b.inv3")
+    (tmp_path / "c.inv3").write_bytes(b"not a project")
+    with pytest.raises(InputError, match="not a readable InVesalius project"):
+        read_inv3(tmp_path / "c.inv3")
+
+
+def test_bench_quality_runs_through_the_job_registry(capsys):
+    """Two held-out MRI slices through ``run_job``: baselines at the shared defaults, DDS and its oracle twin."""
+    pytest.importorskip("nilearn")
+    from medrecon.bench import quality
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--quick", action="store_true")
+    quality.add_arguments(parser)
+    args = parser.parse_args(["--quick", "--modalities", "mri", "--tasks", "4x random", "--samplers", "dds",
+                              "--images", "1", "--oracle"])
+    rows = []
+    for name, data, op in quality.task_specs(args):
+        rows += quality.run_task(name, data, op, quality.method_specs(args), "cpu", 0, oracle=True)
+    methods = [r.method for r in rows]
+    assert methods[:4] == ["DDS 3 NFE", "zero-filled", "CG-SENSE", "L1-wavelet"]
+    assert "DDS 5 NFE (oracle maps, scale, noise)" in methods
+    assert all(np.isfinite(r.psnr) and r.psnr > 15 for r in rows)
+    text = quality.render(rows, "header")
+    assert "job path vs oracle" in text and "| MRI 4x random | DDS 5 NFE | 5 |" in text
