@@ -13,6 +13,7 @@ __all__ = [
     "CG_SENSE",
     "CGLS",
     "DDS",
+    "DDS_BY_MODALITY",
     "DPS",
     "L1_WAVELET",
     "PC",
@@ -26,6 +27,7 @@ __all__ = [
     "PcDefaults",
     "RedDiffDefaults",
     "TvDefaults",
+    "dds_for",
 ]
 
 
@@ -103,7 +105,8 @@ class CglsDefaults:
     iters: int = 20
 
 
-DDS = DdsDefaults()
+DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3)}
+DDS = DDS_BY_MODALITY["mri"]
 DPS = DpsDefaults()
 PC = PcDefaults()
 RED_DIFF = RedDiffDefaults()
@@ -111,3 +114,8 @@ L1_WAVELET = L1WaveletDefaults()
 CG_SENSE = CgSenseDefaults()
 TV = TvDefaults()
 CGLS = CglsDefaults()
+
+
+def dds_for(modality: str | None) -> DdsDefaults:
+    """The DDS defaults for a prior of ``modality`` (``"mri"``, ``"ct"``; others get the MRI values)."""
+    return DDS_BY_MODALITY.get(modality or "mri", DDS)

@@ -6,7 +6,6 @@ import json
 
 import h5py
 import numpy as np
-
 import pytest
 import torch
 
@@ -50,8 +49,10 @@ def test_run_writes_reconstruction_record_and_figure(job, tmp_path):
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((out / "record.json").read_text())
     assert record["spec_hash"] == job.hash
-    assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": 0.85, "cg_iters": 3, "gamma": None,
-                                         "lam": DDS.lam, "grid": "karras"}
+    assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": None, "cg_iters": 3, "gamma": None,
+                                         "lam": None, "grid": "karras"}
+    assert record["sampler"] == {"kind": "dds", "steps": 6, "eta": DDS.eta, "cg_iters": 3, "gamma": None,
+                                 "lam": DDS.lam, "grid": "karras"}  # resolved from medrecon.defaults
     assert record["versions"]["torch"] == torch.__version__
     assert record["seeds"]["chunks"] == [chunk_seed(7, 0), chunk_seed(7, 1)]
     assert len(record["inputs"]["data"]["sha256"]) == 64

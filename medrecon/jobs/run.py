@@ -18,9 +18,10 @@ import functools
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,14 +40,14 @@ from .sampling import SamplerComponent, sample_chunk
 from .spec import JobSpec
 
 __all__ = [
-    "PreparedJob",
     "JobResult",
+    "PreparedJob",
+    "check_output_dir",
+    "chunk_seed",
+    "estimate_scale",
+    "magnitude",
     "prepare_job",
     "run_job",
-    "estimate_scale",
-    "chunk_seed",
-    "magnitude",
-    "check_output_dir",
 ]
 
 SCALE_CG_ITERS = 5
@@ -336,6 +337,7 @@ def run_job(
         "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
         "scale": scale_info,
         "noise": noise_info,
+        "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
         "problem": problem.info,
         "inputs": {
             "data": {

@@ -6,9 +6,10 @@ wrapping a ``medrecon.samplers.Sampler``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -16,33 +17,34 @@ from .. import defaults as D
 from ..errors import ConfigError
 
 __all__ = [
-    "SamplerComponent",
     "SAMPLERS",
-    "sample_chunk",
-    "dds",
+    "SamplerComponent",
     "ddim_projection",
+    "dds",
     "dps",
     "mcg",
-    "score_pc",
     "red_diff",
+    "sample_chunk",
+    "score_pc",
 ]
 
 
 @dataclass(frozen=True)
 class SamplerComponent:
-    """A configured sampler and the name it was built under."""
+    """A configured sampler, the name it was built under and its resolved settings (for the run record)."""
 
     name: str
     sampler: Any
+    settings: dict[str, Any] | None = None
 
     @property
     def num_steps(self) -> int:
         return int(self.sampler.num_steps)
 
 
-def _checked(name: str, build: Callable[[], Any]) -> SamplerComponent:
+def _checked(name: str, build: Callable[[], Any], settings: dict[str, Any] | None = None) -> SamplerComponent:
     try:
-        return SamplerComponent(name, build())
+        return SamplerComponent(name, build(), settings)
     except ValueError as err:
         raise ConfigError(f"sampler.kind = {name!r}: {err}") from None
 
@@ -74,9 +76,9 @@ def dds(
     prior_meta: dict[str, Any],
     *,
     steps: int = D.DDS.steps,
-    eta: float = D.DDS.eta,
+    eta: float | None = None,
     cg_iters: int = D.DDS.cg_iters,
-    lam: float = D.DDS.lam,
+    lam: float | None = None,
     gamma: float | None = None,
     grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
@@ -84,18 +86,23 @@ def dds(
 
     Args:
         steps: diffusion steps (= network calls).
-        eta: DDS noise mixing in [0, 1].
+        eta: DDS noise mixing in [0, 1] (none: the default for the prior's modality, medrecon.defaults).
         cg_iters: CG iterations on (A^H A + rho I) x = A^H y + rho x0_hat per step.
-        lam: weight of the noise-aware proximal term, rho = lam sigma_y^2 / Var[x0 | x_t].
+        lam: weight of the noise-aware proximal term, rho = lam sigma_y^2 / Var[x0 | x_t] (none: the default
+            for the prior's modality).
         gamma: a fixed rho instead (DDS's published setting is 1; 0 the early-stopped normal equations).
         grid: noise levels: karras over the prior's trained range, or vp (the paper's linear VP grid).
     """
     from .. import samplers
 
     _positive(steps=steps, cg_iters=cg_iters)
+    chosen = D.dds_for(prior_meta.get("modality"))
+    eta = chosen.eta if eta is None else eta
+    lam = chosen.lam if lam is None else lam
+    settings = {"steps": steps, "eta": eta, "cg_iters": cg_iters, "lam": lam, "gamma": gamma, "grid": grid}
     return _checked("dds", lambda: samplers.dds(
         steps, eta=eta, cg_iters=cg_iters, gamma=gamma, lam=lam, sigma_data=_sigma_data(prior_meta),
-        sigmas=_grid(prior_meta, steps, grid)))
+        sigmas=_grid(prior_meta, steps, grid)), settings)
 
 
 def ddim_projection(
