@@ -3,7 +3,8 @@
 Problem: 15 birdcage coils (``sum |S|^2 = 1``), 320x320 complex64, 4x equispaced column mask
 (``equispaced_fraction_mask``, 80 of 320 columns). Every implementation runs in this one process; repeats are
 interleaved (A, B, C, A, B, C, ...) and the median is reported. Peers that are not importable are skipped with a
-note; none is a dependency. ``--coil-maps`` adds ESPIRiT (sigpy) vs ``lowres_maps`` timings on the same slice.
+note; none is a dependency. ``--coil-maps`` adds ``lowres_maps``, the project's ``espirit_maps`` and sigpy's
+``EspiritCalib`` (when importable) timed on the same slice.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from operators.coil_maps import espirit_maps, lowres_maps
+from operators.coil_maps import center_columns, espirit_maps, lowres_maps
 from operators.masks import equispaced_fraction_mask
 from operators.mri import fft2c, ifft2c, multicoil_mri
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coils", type=int, default=15)
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--coil-maps", action="store_true", help="also time ESPIRiT vs lowres coil maps")
+    parser.add_argument("--coil-maps", action="store_true", help="also time coil maps (lowres, ESPIRiT, sigpy)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -184,27 +185,74 @@ def _coil_map_rows(smaps: torch.Tensor, mask: torch.Tensor, device: torch.device
     phase = torch.rand((), generator=gen).item()
     image = torch.polar(torch.exp(-4 * radius2) * (radius2 < 0.8), phase * radius2).to(torch.complex64)
     kspace = torch.where(mask, fft2c(image * smaps), torch.zeros((), dtype=torch.complex64, device=device))
-    title = (f"Coil maps, one slice ({smaps.shape[0]} coils, {smaps.shape[-2]}x{smaps.shape[-1]}, "
-             f"calibration 24 columns of the 4x mask), device {device}:")
+    h, w = kspace.shape[-2:]
+    n = min(32, h, w)  # a centred crop for the warm-up runs (DC stays at the centre)
+    small = kspace[..., h // 2 - n // 2 : h // 2 - n // 2 + n, w // 2 - n // 2 : w // 2 - n // 2 + n]
+    calib = min(24, center_columns(kspace), n)
+    kernel = min(6, (calib + 1) // 2)
+    title = (f"Coil maps, one slice ({smaps.shape[0]} coils, {h}x{w}, {calib}x{calib} calibration region of the "
+             f"4x mask, ESPIRiT kernels {kernel}x{kernel}), device {device}:")
     rows = ["", title, "",
             "| method | median s |", "|---|---|"]
     timings = []
     for _ in range(max(3, repeats // 10)):
         _sync(device)
         start = time.perf_counter()
-        lowres_maps(kspace, 24)
+        lowres_maps(kspace, calib)
         _sync(device)
         timings.append(time.perf_counter() - start)
     rows.append(f"| medrecon lowres_maps (torch) | {statistics.median(timings):.4f} |")
     try:
-        espirit_maps(kspace[..., :32, :32], 24)  # warm-up: imports, numba/cupy compilation
-        start = time.perf_counter()
-        espirit_maps(kspace, 24)
+        espirit_maps(small, calib, calib, kernel)  # warm-up
         _sync(device)
-        rows.append(f"| sigpy EspiritCalib via espirit_maps (1 run) | {time.perf_counter() - start:.2f} |")
-    except Exception as err:  # noqa: BLE001 - an optional back-end failing must not lose the rest of the table
-        rows.append(f"| sigpy EspiritCalib | skipped ({type(err).__name__}: {err}) |")
+        start = time.perf_counter()
+        espirit_maps(kspace, calib, calib, kernel)
+        _sync(device)
+        rows.append(f"| medrecon espirit_maps (torch, 1 run) | {time.perf_counter() - start:.2f} |")
+    except ValueError as err:
+        rows.append(f"| medrecon espirit_maps | failed ({err}) |")
+    rows.append(_sigpy_espirit_row(kspace, small, calib, kernel, device))
     return rows
+
+
+def _sigpy_espirit_row(
+    kspace: torch.Tensor, small: torch.Tensor, calib: int, kernel: int, device: torch.device
+) -> str:
+    """sigpy's ``EspiritCalib`` on the same k-space, region and kernels (one timed run after a warm-up on
+    ``small``), or a skipped row when sigpy (or cupy on CUDA) is missing or fails."""
+    try:
+        import sigpy as sp
+        from sigpy.mri.app import EspiritCalib
+
+        on_gpu = device.type == "cuda"
+        if on_gpu:
+            import cupy
+
+            sp_device = sp.Device(device.index or 0)
+
+            def to_sigpy(t):
+                return cupy.from_dlpack(t.contiguous())
+
+            sync = cupy.cuda.runtime.deviceSynchronize
+        else:
+            sp_device = sp.cpu_device
+
+            def to_sigpy(t):
+                return t.cpu().numpy()
+
+            def sync():
+                return None
+
+        with sp_device:
+            warm, ksp = to_sigpy(small), to_sigpy(kspace)
+            EspiritCalib(warm, calib_width=calib, kernel_width=kernel, device=sp_device, show_pbar=False).run()
+            sync()
+            start = time.perf_counter()
+            EspiritCalib(ksp, calib_width=calib, kernel_width=kernel, device=sp_device, show_pbar=False).run()
+            sync()
+        return f"| sigpy {sp.__version__} EspiritCalib (1 run) | {time.perf_counter() - start:.2f} |"
+    except Exception as err:  # noqa: BLE001 - an optional peer failing must not lose the rest of the table
+        return f"| sigpy EspiritCalib | skipped ({type(err).__name__}: {err}) |"
 
 
 def main(args: argparse.Namespace) -> int:
