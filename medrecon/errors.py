@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MedreconError", "InputError", "ConfigError", "ChecksumError"]
+__all__ = ["ChecksumError", "ConfigError", "InputError", "MedreconError"]
 
 
 class MedreconError(Exception):

@@ -7,19 +7,19 @@ Hermitian inner product ``<u, v> = sum(conj(u) * v)``.
 from __future__ import annotations
 
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 __all__ = [
-    "LinearOperator",
-    "Identity",
     "Adjoint",
-    "Composition",
-    "Sum",
-    "Scaled",
     "AdjointAsBackward",
+    "Composition",
+    "Identity",
+    "LinearOperator",
+    "Scaled",
+    "Sum",
 ]
 
 
@@ -42,29 +42,29 @@ class LinearOperator(nn.Module):
         return self.adjoint(self.forward(x))
 
     @property
-    def H(self) -> "LinearOperator":
+    def H(self) -> LinearOperator:
         """The adjoint operator; ``A.H.H is A``."""
         return Adjoint(self)
 
-    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return Composition(self, other)
 
-    def __add__(self, other: "LinearOperator") -> "LinearOperator":
+    def __add__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return Sum(self, other)
 
-    def __sub__(self, other: "LinearOperator") -> "LinearOperator":
+    def __sub__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return Sum(self, Scaled(other, -1.0))
 
-    def __neg__(self) -> "LinearOperator":
+    def __neg__(self) -> LinearOperator:
         return Scaled(self, -1.0)
 
-    def __mul__(self, scalar: complex) -> "LinearOperator":
+    def __mul__(self, scalar: complex) -> LinearOperator:
         if isinstance(scalar, LinearOperator):
             raise TypeError("operator * operator is ambiguous: use A @ B for composition")
         if not isinstance(scalar, numbers.Number):
@@ -144,7 +144,7 @@ class Composition(LinearOperator):
             x = op.adjoint(x)
         return x
 
-    def replace(self, index: int, op: LinearOperator) -> "Composition":
+    def replace(self, index: int, op: LinearOperator) -> Composition:
         """A new composition with factor ``index`` swapped for ``op`` (e.g. a new sampling mask)."""
         ops = list(self.ops)
         ops[index] = op

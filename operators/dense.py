@@ -5,7 +5,7 @@ import torch
 
 from .base import LinearOperator
 
-__all__ = ["MatrixOperator", "Diagonal"]
+__all__ = ["Diagonal", "MatrixOperator"]
 
 
 class MatrixOperator(LinearOperator):

@@ -5,11 +5,11 @@ product ``Re sum(conj(a) * b)`` over the remaining dimensions (``torch.vdot`` se
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-__all__ = ["inner", "cg", "power_norm"]
+__all__ = ["cg", "inner", "power_norm"]
 
 Normal = Callable[[torch.Tensor], torch.Tensor]
 

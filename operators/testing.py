@@ -9,7 +9,7 @@ import torch
 
 from .base import LinearOperator
 
-__all__ = ["random_like_shape", "check_adjoint", "check_normal", "check_autograd", "default_rtol"]
+__all__ = ["check_adjoint", "check_autograd", "check_normal", "default_rtol", "random_like_shape"]
 
 
 def default_rtol(dtype: torch.dtype) -> float:

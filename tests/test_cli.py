@@ -44,7 +44,7 @@ def fail(capsys, argv: list[str], out: Path, *needles: str) -> str:
 
 
 def test_run_and_check_succeed(files, capsys):
-    data, job, out = files
+    _data, job, out = files
     assert main(["check", str(job)]) == 0
     text = capsys.readouterr().out
     assert "adjoint" in text and "(ok)" in text and "3 slices of 32x32" in text and "memory" in text
@@ -54,7 +54,7 @@ def test_run_and_check_succeed(files, capsys):
 
 
 def test_run_out_and_set_override(files, capsys, tmp_path):
-    data, job, out = files
+    _data, job, out = files
     other = tmp_path / "other"
     assert main(["run", str(job), "--quiet", "--out", str(other), "--set", "sampler.steps=3"]) == 0
     record = json.loads((other / "record.json").read_text())
@@ -91,7 +91,7 @@ def test_help_has_examples(command, capsys):
 
 
 def test_unknown_key(files, capsys):
-    data, job, out = files
+    _data, job, out = files
     fail(
         capsys,
         ["run", str(job), "--set", "sampler.step=10"],
@@ -103,18 +103,18 @@ def test_unknown_key(files, capsys):
 
 
 def test_unknown_key_in_file(files, capsys):
-    data, job, out = files
+    _data, job, out = files
     job.write_text(job.read_text().replace("acceleration = 4", "acceleraton = 4"))
     fail(capsys, ["check", str(job)], out, "operator.acceleraton", "did you mean 'acceleration'")
 
 
 def test_unknown_kind(files, capsys):
-    data, job, out = files
+    _data, job, out = files
     fail(capsys, ["run", str(job), "--set", "sampler.kind=ddss"], out, "'ddss'", "did you mean 'dds'")
 
 
 def test_wrong_type(files, capsys):
-    data, job, out = files
+    _data, job, out = files
     fail(
         capsys, ["run", str(job), "--set", "sampler.steps=ten"], out, "sampler.steps = 'ten'", "expected int"
     )
@@ -182,7 +182,7 @@ def test_empty_mask(files, capsys):
 
 
 def test_output_path_is_a_file(files, capsys, tmp_path):
-    data, job, out = files
+    _data, job, _out = files
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
     fail(capsys, ["run", str(job), "--out", str(blocker)], tmp_path / "absent", "is a file")
@@ -194,7 +194,8 @@ def test_subprocess_exit_code_and_single_line(tmp_path):
     job = tmp_path / "job.toml"
     job.write_text('[data]\nkind = "fastmri"\npath = "missing.h5"\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "medrecon.cli", "check", str(job)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "medrecon.cli", "check", str(job)], capture_output=True, text=True, cwd=ROOT,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
@@ -202,9 +203,9 @@ def test_subprocess_exit_code_and_single_line(tmp_path):
 
 
 def test_demo_prints_the_table_and_writes_the_figure(files, capsys, tmp_path, monkeypatch):
-    import medrecon.jobs.demo as demo
+    from medrecon.jobs import demo
 
-    data, job, out = files
+    _data, job, _out = files
     extra = 'outputs = ["hdf5", "png"]\nbaselines = ["zero_filled"]'
     job.write_text(job.read_text().replace('outputs = ["hdf5"]', extra))
     monkeypatch.setattr(demo, "DEMO_JOB", job)

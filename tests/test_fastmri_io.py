@@ -245,8 +245,8 @@ def test_header_in_the_published_form_reads(tmp_path):
     for i, opening in enumerate(['<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">', "<ismrmrdHeader>"]):
         path = write_fastmri(tmp_path / f"k{i}.h5", _kspace((1, 2, 8, 8)))
         header = f'<?xml version="1.0" encoding="utf-8"?>\n{opening}{body}</ismrmrdHeader>'.encode()
-        _edit(path, lambda hf: (hf.__delitem__("ismrmrd_header"), hf.create_dataset("ismrmrd_header",
-                                                                                     data=np.bytes_(header))))
+        _edit(path, lambda hf, header=header: (hf.__delitem__("ismrmrd_header"),
+                                              hf.create_dataset("ismrmrd_header", data=np.bytes_(header))))
         info = read_info(path)
         assert info.encoded_size == (640, 368, 1) and info.recon_size == (320, 320)
         assert info.padding == (368 // 2 - 167, 368 // 2 - 167 + 336)

@@ -154,7 +154,7 @@ def test_cli_fails_in_one_line_when_the_prior_does_not_serve_the_grid(tmp_path, 
 def test_cli_default_prior_refuses_a_native_grid_file(tmp_path, capsys):
     pytest.importorskip("monai")
     data, _ = _knee_file(tmp_path / "knee.h5")
-    job, out = _job(tmp_path, data, "default")
+    job, _out = _job(tmp_path, data, "default")
     assert main(["check", str(job)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "64x40" in err and "serves exactly 128x128" in err, err

@@ -11,6 +11,7 @@ bias (stated per test). Neighbouring posterior means are further apart than two 
 ignored ``sigma_y`` would fail.
 """
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -71,7 +72,7 @@ def _check_var(x, post, bias):
 
 def test_the_three_posteriors_are_far_apart(gaussian):
     _, _, cases = gaussian
-    for lo, hi in zip(NOISE[:-1], NOISE[1:]):
+    for lo, hi in pairwise(NOISE):
         gap = (cases[hi][1].mean[0] - cases[lo][1].mean[0]).abs()
         sd = torch.maximum(cases[lo][1].cov.diag(), cases[hi][1].cov.diag()).sqrt()
         assert float((gap / sd).max()) > 2 * Z / math.sqrt(1500)  # the two acceptance bands do not overlap
@@ -133,7 +134,7 @@ def test_langevin_corrector_keeps_the_posterior_mean(gaussian, sy):
 
 def test_projection_is_the_proximal_step(gaussian):
     """The measurement-space solve equals the image-space proximal solve for every noise level."""
-    prior, a, cases = gaussian
+    _prior, a, cases = gaussian
     gen = torch.Generator().manual_seed(3)
     x0 = torch.randn(4, DIM, generator=gen, dtype=F64)
     for sy in NOISE:
@@ -146,7 +147,7 @@ def test_projection_is_the_proximal_step(gaussian):
 
 def test_fixed_gamma_ignores_the_noise_level(gaussian):
     """``gamma`` reproduces DDS's published fixed weight (and is the only setting that ignores ``sigma_y``)."""
-    prior, a, cases = gaussian
+    _prior, a, cases = gaussian
     x0 = torch.ones(2, DIM, dtype=F64)
     y, _ = cases[0.05]
     outs = [KrylovCG(iters=30, gamma=1.0, tol=1e-14)(x0, x0, 0.3, _problem(a, y, sy, 2)) for sy in NOISE]

@@ -60,7 +60,7 @@ def test_dds_mean_near_posterior_mean(setup):
 
 @pytest.mark.parametrize("mcg", [False, True], ids=["dps", "mcg"])
 def test_dps_mean_near_posterior_mean(setup, mcg):
-    prior, a, y, problem, post = setup
+    prior, _a, _y, problem, post = setup
     sampler = DPS(karras(200, 0.002, 80), zeta=0.1, guidance="paper", vp_scaling=False, mcg=mcg)
     x = run(sampler, problem, prior, torch.Generator().manual_seed(1), progress=False).x
     assert (_offset_in_psd(x, post) <= 0.5).all(), _offset_in_psd(x, post)

@@ -35,9 +35,9 @@ __all__ = [
     "FastMRISlice",
     "center_crop",
     "ismrmrd_header",
-    "rss_reference",
     "read_info",
     "read_slice",
+    "rss_reference",
     "write_fastmri",
 ]
 

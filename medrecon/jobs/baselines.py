@@ -6,13 +6,13 @@ options a ``[baseline.<name>]`` table may set (``medrecon list`` shows them).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .. import defaults as D
 
-__all__ = ["BASELINES", "zero_filled", "cg_sense", "l1_wavelet", "fbp", "cgls", "tv"]
+__all__ = ["BASELINES", "cg_sense", "cgls", "fbp", "l1_wavelet", "tv", "zero_filled"]
 
 
 def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
@@ -22,7 +22,9 @@ def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
     return mri.zero_filled(y, op)
 
 
-def cg_sense(y: torch.Tensor, op, *, damping: float = D.CG_SENSE.damping, iters: int = D.CG_SENSE.iters) -> torch.Tensor:
+def cg_sense(
+    y: torch.Tensor, op, *, damping: float = D.CG_SENSE.damping, iters: int = D.CG_SENSE.iters
+) -> torch.Tensor:
     """MRI CG-SENSE: (A^H A + damping I) x = A^H y by conjugate gradient.
 
     Args:

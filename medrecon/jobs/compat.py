@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["ServedShapes", "served_shapes", "check_prior_serves"]
+__all__ = ["ServedShapes", "check_prior_serves", "served_shapes"]
 
 
 @dataclass(frozen=True)

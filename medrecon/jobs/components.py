@@ -7,30 +7,32 @@ Data constructors return a ``Volume``; operator constructors take ``(volume, gen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from .. import defaults as D
 from ..errors import ConfigError, InputError
 from ..files import verify_sha256
 from .problem import Volume, VolumeProblem
 
 __all__ = [
-    "fastmri_data",
-    "nifti_data",
-    "ct_phantom_data",
-    "multicoil_mri_operator",
-    "parallel_beam_operator",
-    "fan_beam_operator",
-    "default_prior",
-    "checkpoint_prior",
-    "sampler_entries",
     "baseline_entries",
-    "shepp_logan_volume",
+    "checkpoint_prior",
+    "ct_phantom_data",
+    "default_prior",
+    "fan_beam_operator",
+    "fastmri_data",
     "heldout_phantom_volume",
     "hu_to_mu",
+    "multicoil_mri_operator",
+    "nifti_data",
+    "parallel_beam_operator",
+    "sampler_entries",
+    "shepp_logan_volume",
 ]
 
 
@@ -125,7 +127,7 @@ def shepp_logan_volume(size: int, slices: int) -> np.ndarray:
     base = shepp_logan_phantom()
     out = np.full((slices, size, size), -1000.0, dtype=np.float32)
     for k, z in enumerate(np.linspace(-0.8, 0.8, slices)):
-        side = max(2, int(round(size * np.sqrt(1 - z * z))) // 2 * 2)
+        side = max(2, round(size * np.sqrt(1 - z * z)) // 2 * 2)
         v = resize(base, (side, side), order=1, anti_aliasing=True, preserve_range=True)
         hu = np.where(
             v > 1e-3, np.interp(v, [0, 0.1, 0.2, 0.3, 0.4, 1.0], [0, 20, 40, 60, 80, 1000]), -1000.0
@@ -200,9 +202,9 @@ def multicoil_mri_operator(
     mask: Literal["equispaced", "equispaced_fraction", "random", "file"] = "equispaced",
     acceleration: float = 4.0,
     center_fraction: float = 0.08,
-    coil_maps: Literal["espirit", "lowres"] = "lowres",
+    coil_maps: Literal["espirit", "lowres"] = D.COIL_MAPS.method,  # type: ignore[assignment]
     calib_width: int | None = None,
-    espirit_kernel: int = 6,
+    espirit_kernel: int = D.COIL_MAPS.espirit_kernel,
     coils: int | None = None,
 ) -> VolumeProblem:
     """Multi-coil Cartesian MRI ``A = Subsample(mask) @ FFT2c @ Coils(smaps)`` on the full k-space grid, coil maps

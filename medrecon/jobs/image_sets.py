@@ -7,8 +7,8 @@ simulates the sinograms). The sets:
 * ``mni152_heldout``: the MNI152 band that the shipped MRI prior never saw (reported by ``bench quality``);
   ``mni152_validation``: slices of the same excluded band outside it (defaults are chosen on these).
 * ``cranium_test``, ``cranium_validation``: real head-CT slices 0-53 of the InVesalius "Cranium" example, split
-  into two interleaved sets of six, 4 slices (6 mm) apart (slices 54-107 are kept for independent evaluation and never read);
-  ``phantom_heldout``: random anatomy phantoms with seeds the CT prior never saw.
+  into two interleaved sets of six, 4 slices (6 mm) apart (slices 54-107 are kept for independent evaluation and
+  never read); ``phantom_heldout``: random anatomy phantoms with seeds the CT prior never saw.
 """
 from __future__ import annotations
 

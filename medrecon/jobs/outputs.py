@@ -32,12 +32,11 @@ def write_reconstruction_h5(
     """An HDF5 file with one float32 dataset per entry (``{"reconstruction": (S, h, w)}`` for submissions)."""
     import h5py
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as hf:
-            for name, data in datasets.items():
-                hf.create_dataset(name, data=np.asarray(data, dtype=np.float32))
-            for key, value in (attrs or {}).items():
-                hf.attrs[key] = value
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
+        for name, data in datasets.items():
+            hf.create_dataset(name, data=np.asarray(data, dtype=np.float32))
+        for key, value in (attrs or {}).items():
+            hf.attrs[key] = value
     return path
 
 
@@ -77,7 +76,7 @@ def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
     return folder
 
 
-def write_outputs(result: "JobResult", job: "PreparedJob") -> list[Path]:
+def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
     """Write every format in ``job.spec.run.outputs`` into ``result.out``; returns the written paths."""
     out = result.out
     formats = job.spec.run.outputs

@@ -12,12 +12,13 @@ import difflib
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
 
 from ..errors import ConfigError
 
-__all__ = ["SECTIONS", "Option", "Component", "Registry", "REGISTRY", "closest", "check_value"]
+__all__ = ["REGISTRY", "SECTIONS", "Component", "Option", "Registry", "check_value", "closest"]
 
 SECTIONS = ("data", "operator", "prior", "sampler", "baseline")
 

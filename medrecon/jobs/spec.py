@@ -34,13 +34,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
-    "ComponentSpec",
-    "RunOptions",
-    "JobSpec",
-    "load_spec",
-    "parse_spec",
-    "parse_override",
     "OUTPUT_FORMATS",
+    "ComponentSpec",
+    "JobSpec",
+    "RunOptions",
+    "load_spec",
+    "parse_override",
+    "parse_spec",
 ]
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")

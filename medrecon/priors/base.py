@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Denoiser", "score", "as_sigma"]
+__all__ = ["Denoiser", "as_sigma", "score"]
 
 
 @runtime_checkable
