@@ -1,7 +1,7 @@
 """One home for every default: sampler settings, classical baselines, coil maps and the noise-estimation rule.
 
 Job components (``medrecon.jobs``), ``medrecon bench``, the notebook and the docs read these values; nothing else
-restates them. Each value was chosen on the validation split (``medrecon.bench.validation``: MNI152 slices outside
+restates them. Each value was chosen on the validation split (``medrecon.jobs.image_sets``: MNI152 slices outside
 the reported band; real head-CT slices 0-53 of the InVesalius "Cranium" example), never on the images the
 benchmarks report; ``docs/benchmarks.md`` records the search.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "CG_SENSE",
     "CGLS",
+    "CG_SENSE",
+    "COIL_MAPS",
     "DDS",
     "DDS_BY_MODALITY",
     "DPS",
@@ -21,6 +22,7 @@ __all__ = [
     "TV",
     "CgSenseDefaults",
     "CglsDefaults",
+    "CoilMapDefaults",
     "DdsDefaults",
     "DpsDefaults",
     "L1WaveletDefaults",
@@ -78,7 +80,7 @@ class RedDiffDefaults:
 class L1WaveletDefaults:
     """L1-wavelet FISTA: weight ``lamda`` relative to max |A^H y|, ``iters`` iterations."""
 
-    lamda: float = 3e-3
+    lamda: float = 3e-4
     iters: int = 100
 
 
@@ -86,7 +88,7 @@ class L1WaveletDefaults:
 class CgSenseDefaults:
     """CG-SENSE: Tikhonov ``damping`` relative to ||A||^2, ``iters`` iterations."""
 
-    damping: float = 1e-2
+    damping: float = 1e-3
     iters: int = 30
 
 
@@ -94,7 +96,7 @@ class CgSenseDefaults:
 class TvDefaults:
     """TV (Chambolle-Pock): weight ``lam_rel`` relative to the image scale, ``iters`` iterations."""
 
-    lam_rel: float = 3e-3
+    lam_rel: float = 1e-2
     iters: int = 300
 
 
@@ -105,6 +107,15 @@ class CglsDefaults:
     iters: int = 20
 
 
+@dataclass(frozen=True)
+class CoilMapDefaults:
+    """Coil maps of multi-coil MRI jobs: ``method`` (``lowres`` or ``espirit``) and ESPIRiT's kernel side."""
+
+    method: str = "espirit"
+    espirit_kernel: int = 6
+
+
+COIL_MAPS = CoilMapDefaults()
 DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3)}
 DDS = DDS_BY_MODALITY["mri"]
 DPS = DpsDefaults()

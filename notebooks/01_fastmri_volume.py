@@ -38,7 +38,7 @@ SMOKE = os.environ.get("MEDRECON_SMOKE") == "1"
 MASK = "equispaced"  # fastMRI EquiSpacedMaskFunc; "random" for RandomMaskFunc
 ACCELERATION = 4
 CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
-COIL_MAPS = "lowres"  # "lowres" (torch, fast) or "espirit"
+COIL_MAPS = "espirit"  # "espirit" (rectangular calibration region) or "lowres" (fast low-resolution maps)
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
 SIGMA_Y = 0.0  # k-space noise std per real component, in the file's units (the shipped sample is noiseless)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from medrecon.defaults import DDS
+from medrecon.defaults import COIL_MAPS, DDS
 from medrecon.errors import ConfigError, InputError
 from medrecon.jobs.registry import REGISTRY, Registry, check_value
 from medrecon.jobs.spec import RunOptions, load_spec, parse_override, parse_spec
@@ -29,7 +29,7 @@ def test_defaults_are_filled_from_signatures():
         "mask": "equispaced",
         "acceleration": 4.0,
         "center_fraction": 0.08,
-        "coil_maps": "lowres",
+        "coil_maps": COIL_MAPS.method,
         "calib_width": None,
         "espirit_kernel": 6,
         "coils": None,

@@ -172,10 +172,11 @@ def run_task(name: str, data: dict, op: dict, methods: list[tuple[str, dict]], d
 def _oracle_rows(name: str, data: dict, op: dict, methods: list[tuple[str, dict]], device: str,
                  seed: int) -> list[Row]:
     """DDS with the true coil maps, the exact scale (the images are in prior units) and the true noise level."""
+    from operators.mri import multicoil_mri
+
     from ..jobs.registry import REGISTRY
     from ..jobs.run import magnitude, prepare_job
     from ..samplers import InverseProblem, run
-    from operators.mri import multicoil_mri
 
     rows = []
     for label, sampler in methods:

@@ -12,32 +12,75 @@ simulates the sinograms). The sets:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .problem import Volume
 
-__all__ = ["CRANIUM_TEST_SLICES", "ct_slices", "load_image_set", "mri_slices"]
+__all__ = [
+    "CRANIUM_PATH",
+    "CRANIUM_TEST_SLICES",
+    "CT_VALIDATION_SLICES",
+    "MRI_VALIDATION_Z",
+    "ct_slices",
+    "ct_validation_slices",
+    "load_image_set",
+    "mri_slices",
+    "mri_validation_slices",
+]
 
 CRANIUM_TEST_SLICES = (4, 13, 22, 31, 40, 49)
+MRI_VALIDATION_Z = (95, 97, 99, 112, 114, 116)
+CT_VALIDATION_SLICES = (8, 17, 26, 35, 44, 53)
+CRANIUM_PATH = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
+
+
+def mri_validation_slices() -> np.ndarray:
+    """``(6, 128, 128)`` float32 magnitudes (volume 99.5th percentile = 1)."""
+    from ..training.datasets import MRI_EXCLUDED_Z_1MM, _volume_scale, mni152_volume, preprocess_axial_slice
+
+    lo, hi = MRI_EXCLUDED_Z_1MM
+    assert all(lo <= z < hi for z in MRI_VALIDATION_Z)
+    vol, _ = mni152_volume(1)
+    scale = _volume_scale(vol)
+    return np.stack([preprocess_axial_slice(vol[:, :, z], scale) for z in MRI_VALIDATION_Z])
+
+
+def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH,
+                         slices: tuple[int, ...] = CT_VALIDATION_SLICES) -> np.ndarray:
+    """``(len(slices), size, size)`` float32 in [0, 1] (HU window [-1000, 1000]) of Cranium slices < 54."""
+    from skimage.transform import resize
+
+    from ..io.invesalius import read_inv3
+    from ..training.datasets import hu_to_unit
+
+    if not Path(path).exists():
+        raise InputError(path, "the CT validation volume is missing (apt-get install invesalius-examples)")
+    vol = read_inv3(path)
+    if max(slices) >= 54:
+        raise ValueError("slices 54-107 of the Cranium CT are reserved for independent evaluation")
+    planes = [hu_to_unit(vol.data[z].astype(np.float32)) for z in slices]
+    return np.stack([resize(p, (size, size), order=1, anti_aliasing=True, preserve_range=True)
+                     for p in planes]).astype(np.float32)
+
 
 
 def load_image_set(name: str) -> np.ndarray:
     """The named set as float32 ``(S, 128, 128)``: MRI magnitudes (volume 99.5th percentile 1) or CT in [0, 1]."""
-    from ..bench import validation
     from ..training import datasets
 
     if name == "mni152_heldout":
         return datasets.mni152_heldout_slices()
     if name == "mni152_validation":
-        return validation.mri_validation_slices()
+        return mri_validation_slices()
     if name == "cranium_validation":
-        return validation.ct_validation_slices()
+        return ct_validation_slices()
     if name == "cranium_test":
-        return validation.ct_validation_slices(slices=CRANIUM_TEST_SLICES)
+        return ct_validation_slices(slices=CRANIUM_TEST_SLICES)
     if name == "phantom_heldout":
         return datasets.ct_heldout_slices()
     raise ConfigError(f"data.images = {name!r}: unknown image set")
