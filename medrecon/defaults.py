@@ -36,12 +36,14 @@ __all__ = [
 @dataclass(frozen=True)
 class DdsDefaults:
     """DDS: ``steps`` network calls on a Karras grid over the prior's trained noise range, DDS noise ``eta``,
-    ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``."""
+    ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``; ``clip`` clamps each
+    Tweedie estimate to the prior's data range."""
 
     steps: int = 50
     eta: float = 0.85
     cg_iters: int = 5
     lam: float = 1.0
+    clip: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class CoilMapDefaults:
 
 
 COIL_MAPS = CoilMapDefaults()
-DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3)}
+DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3, clip=True)}
 DDS = DDS_BY_MODALITY["mri"]
 DPS = DpsDefaults()
 PC = PcDefaults()

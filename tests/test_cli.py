@@ -98,7 +98,7 @@ def test_unknown_key(files, capsys):
         out,
         "sampler.step",
         "did you mean 'steps'",
-        "allowed keys: steps, eta, cg_iters, lam, gamma, grid",
+        "allowed keys: steps, eta, cg_iters, lam, gamma, grid, clip",
     )
 
 

@@ -35,7 +35,7 @@ def test_defaults_are_filled_from_signatures():
         "coils": None,
     }
     assert spec.sampler.options == {"steps": DDS.steps, "eta": None, "cg_iters": DDS.cg_iters, "lam": None,
-                                    "gamma": None, "grid": "karras"}
+                                    "gamma": None, "grid": "karras", "clip": None}
     assert spec.run == RunOptions()
 
 

@@ -213,3 +213,15 @@ def test_mixture_posterior_follows_the_noise():
         got.append(w)
         want.append(p)
     assert (got[0] - got[1]) * (want[0] - want[1]) > 0 and abs(got[0] - got[1]) > 0.1
+
+
+def test_clip_keeps_tweedie_estimates_in_the_data_range():
+    from medrecon.samplers.ddim import clip_to_range
+
+    x = torch.tensor([[-0.5, 0.25, 1.7]])
+    assert clip_to_range(x, (0.0, 1.0)).tolist() == [[0.0, 0.25, 1.0]]
+    z = torch.tensor([[3 + 4j, 0.1j]], dtype=torch.complex128)
+    out = clip_to_range(z, (0.0, 1.0))
+    assert torch.allclose(out.abs(), torch.tensor([[1.0, 0.1]], dtype=F64))
+    assert torch.allclose(torch.angle(out), torch.angle(z))
+    assert clip_to_range(x, None) is x

@@ -66,6 +66,12 @@ def _grid(prior_meta: dict[str, Any], steps: int, grid: str):
     return samplers.karras(steps, lo, hi)
 
 
+def _data_range(prior_meta: dict[str, Any]) -> tuple[float, float] | None:
+    """The prior's ``data_range`` (None when the sidecar has none)."""
+    rng = prior_meta.get("data_range")
+    return None if rng is None else (float(rng[0]), float(rng[1]))
+
+
 def _sigma_data(prior_meta: dict[str, Any]) -> float | None:
     from ..priors.meta import sigma_data
 
@@ -81,6 +87,7 @@ def dds(
     lam: float | None = None,
     gamma: float | None = None,
     grid: Literal["karras", "vp"] = "karras",
+    clip: bool | None = None,
 ) -> SamplerComponent:
     """Decomposed Diffusion Sampler: DDIM with CG data consistency on the Tweedie estimate (one NFE per step).
 
@@ -92,6 +99,7 @@ def dds(
             for the prior's modality).
         gamma: a fixed rho instead (DDS's published setting is 1; 0 the early-stopped normal equations).
         grid: noise levels: karras over the prior's trained range, or vp (the paper's linear VP grid).
+        clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
     from .. import samplers
 
@@ -99,10 +107,12 @@ def dds(
     chosen = D.dds_for(prior_meta.get("modality"))
     eta = chosen.eta if eta is None else eta
     lam = chosen.lam if lam is None else lam
-    settings = {"steps": steps, "eta": eta, "cg_iters": cg_iters, "lam": lam, "gamma": gamma, "grid": grid}
+    clip = chosen.clip if clip is None else clip
+    settings = {"steps": steps, "eta": eta, "cg_iters": cg_iters, "lam": lam, "gamma": gamma, "grid": grid,
+                "clip": clip}
     return _checked("dds", lambda: samplers.dds(
         steps, eta=eta, cg_iters=cg_iters, gamma=gamma, lam=lam, sigma_data=_sigma_data(prior_meta),
-        sigmas=_grid(prior_meta, steps, grid)), settings)
+        sigmas=_grid(prior_meta, steps, grid), clip=_data_range(prior_meta) if clip else None), settings)
 
 
 def ddim_projection(

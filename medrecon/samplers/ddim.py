@@ -13,7 +13,7 @@ from .schedules import vp_linear
 from .state import Sampler, State
 from .transitions import ddim_step, dds_step
 
-__all__ = ["DDIM", "DataConsistency", "ddim_projection", "dds", "tweedie_with_dc"]
+__all__ = ["DDIM", "DataConsistency", "clip_to_range", "ddim_projection", "dds", "tweedie_with_dc"]
 
 
 class DataConsistency(Protocol):
@@ -26,25 +26,42 @@ class DataConsistency(Protocol):
     ) -> torch.Tensor: ...
 
 
+def clip_to_range(x: torch.Tensor, clip: tuple[float, float] | None) -> torch.Tensor:
+    """``x`` clamped to ``clip = (lo, hi)`` (complex: the magnitude to ``hi``, phase kept); unchanged for None."""
+    if clip is None:
+        return x
+    lo, hi = clip
+    if x.is_complex():
+        mag = x.abs()
+        return torch.where(mag > hi, x * (hi / mag.clamp_min(1e-30)), x)
+    return x.clamp(lo, hi)
+
+
 def tweedie_with_dc(
-    denoiser: Denoiser, x: torch.Tensor, sigma: float, dc: DataConsistency | None, problem: InverseProblem | None
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigma: float,
+    dc: DataConsistency | None,
+    problem: InverseProblem | None,
+    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x0_hat, x0')``: the Tweedie estimate ``D(x, sigma)`` and its data-consistent update (both detached).
+    """``(x0_hat, x0')``: the Tweedie estimate ``D(x, sigma)`` (clamped to ``clip``, the prior's data range, when
+    given) and its data-consistent update, both detached.
 
     Builds ``x0_hat`` with autograd enabled when ``dc.needs_grad``; ``x0' = x0_hat`` without ``dc``.
     """
     if dc is None:
-        x0 = denoiser(x, sigma)
+        x0 = clip_to_range(denoiser(x, sigma), clip)
         return x0, x0
     if problem is None:
         raise ValueError("data consistency needs an InverseProblem")
     if dc.needs_grad:
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            x0 = denoiser(xg, sigma)
+            x0 = clip_to_range(denoiser(xg, sigma), clip)
             x0_dc = dc(x0, xg, sigma, problem)
         return x0.detach(), x0_dc.detach()
-    x0 = denoiser(x, sigma)
+    x0 = clip_to_range(denoiser(x, sigma), clip)
     return x0, dc(x0, x, sigma, problem)
 
 
@@ -63,6 +80,8 @@ class DDIM(Sampler):
             consistency (DDS), ``"posterior"`` is ``(x - x0') / sigma``, which makes the step a discretisation
             of the posterior's reverse process (``(x0' - x) / sigma^2`` is then its score).
         init_var: see ``Sampler``.
+        clip: clamp every Tweedie estimate to this range (the prior's data range; complex: the magnitude), as
+            DPS clips to [-1, 1]; None leaves it.
     """
 
     def __init__(
@@ -73,6 +92,7 @@ class DDIM(Sampler):
         dc: DataConsistency | None = None,
         eps: Literal["prior", "posterior"] = "prior",
         init_var: float = 1.0,
+        clip: tuple[float, float] | None = None,
     ):
         super().__init__(sigmas, init_var)
         if noise not in ("ddim", "dds"):
@@ -81,7 +101,7 @@ class DDIM(Sampler):
             raise ValueError(f"eps must be 'prior' or 'posterior', got {eps!r}")
         if not 0.0 <= eta <= 1.0:
             raise ValueError("eta must lie in [0, 1]")
-        self.eta, self.noise, self.dc, self.eps = eta, noise, dc, eps
+        self.eta, self.noise, self.dc, self.eps, self.clip = eta, noise, dc, eps, clip
         self.needs_problem = dc is not None
         self.requires_grad = bool(getattr(dc, "needs_grad", False))
 
@@ -89,7 +109,7 @@ class DDIM(Sampler):
         self, state: State, problem: InverseProblem | None, denoiser: Denoiser, generator: torch.Generator
     ) -> State:
         sigma, sigma_next = self.sigmas[state.step], self.sigmas[state.step + 1]
-        x0_hat, x0 = tweedie_with_dc(denoiser, state.x, sigma, self.dc, problem)
+        x0_hat, x0 = tweedie_with_dc(denoiser, state.x, sigma, self.dc, problem, self.clip)
         eps = (state.x - (x0 if self.eps == "posterior" else x0_hat)) / sigma
         if sigma_next == 0:
             x = x0
@@ -109,15 +129,16 @@ def dds(
     sigma_data: float | None = None,
     tol: float | None = None,
     sigmas: torch.Tensor | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> DDIM:
     """DDS: VP linear grid of ``steps`` points (or the given ``sigmas``), DDS noise ``eta``, ``cg_iters`` CG
     iterations on ``(A^H A + rho I) x = A^H y + rho x0_hat`` from ``x0_hat``.
 
     ``rho`` follows the measurement noise and the current noise level (``consistency.data_weight`` with ``lam``
     and ``sigma_data``; noiseless data give the normal equations, early stopping as the regulariser) unless
-    ``gamma`` fixes it (the paper's noisy-MRI setting is ``gamma = 1``)."""
+    ``gamma`` fixes it (the paper's noisy-MRI setting is ``gamma = 1``). ``clip``: see ``DDIM``."""
     grid = vp_linear(steps) if sigmas is None else sigmas
-    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma, tol))
+    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma, tol), clip=clip)
 
 
 def ddim_projection(
