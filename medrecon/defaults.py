@@ -73,7 +73,7 @@ class RedDiffDefaults:
     """RED-Diff: ``steps`` noise levels, Adam learning rate ``lr`` (prior units), regulariser ``lam``."""
 
     steps: int = 100
-    lr: float = 0.05
+    lr: float = 0.02
     lam: float = 1.0
     weighting: str = "snr"
 
@@ -82,7 +82,7 @@ class RedDiffDefaults:
 class L1WaveletDefaults:
     """L1-wavelet FISTA: weight ``lamda`` relative to max |A^H y|, ``iters`` iterations."""
 
-    lamda: float = 3e-4
+    lamda: float = 1e-4
     iters: int = 100
 
 

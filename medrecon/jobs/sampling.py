@@ -142,6 +142,17 @@ def ddim_projection(
         sigmas=_grid(prior_meta, steps, grid)))
 
 
+def _guided(name: str, prior_meta: dict[str, Any], steps: int, zeta: float, eta: float, guidance: str,
+            lam: float, grid: str, mcg: bool) -> SamplerComponent:
+    """DPS (``mcg=False``) or MCG on the prior's grid and ``sigma_data``."""
+    from .. import samplers
+
+    _positive(steps=steps)
+    return _checked(name, lambda: samplers.DPS(
+        _grid(prior_meta, steps, grid), zeta=zeta, eta=eta, guidance=guidance, lam=lam,
+        sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters, mcg=mcg))
+
+
 def dps(
     prior_meta: dict[str, Any],
     *,
@@ -162,12 +173,7 @@ def dps(
         lam: Tweedie-variance weight of the likelihood guidance.
         grid: noise levels: karras over the prior's trained range, or vp.
     """
-    from .. import samplers
-
-    _positive(steps=steps)
-    return _checked("dps", lambda: samplers.DPS(
-        _grid(prior_meta, steps, grid), zeta=zeta, eta=eta, guidance=guidance, lam=lam,
-        sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters))
+    return _guided("dps", prior_meta, steps, zeta, eta, guidance, lam, grid, mcg=False)
 
 
 def mcg(
@@ -190,12 +196,7 @@ def mcg(
         lam: Tweedie-variance weight.
         grid: noise levels: karras over the prior's trained range, or vp.
     """
-    from .. import samplers
-
-    _positive(steps=steps)
-    return _checked("mcg", lambda: samplers.DPS(
-        _grid(prior_meta, steps, grid), zeta=zeta, eta=eta, guidance=guidance, lam=lam,
-        sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters, mcg=True))
+    return _guided("mcg", prior_meta, steps, zeta, eta, guidance, lam, grid, mcg=True)
 
 
 def score_pc(
