@@ -98,7 +98,7 @@ class CgSenseDefaults:
 class TvDefaults:
     """TV (Chambolle-Pock): weight ``lam_rel`` relative to the image scale, ``iters`` iterations."""
 
-    lam_rel: float = 1e-2
+    lam_rel: float = 3e-2
     iters: int = 300
 
 
