@@ -7,7 +7,15 @@ __all__ = ["ChecksumError", "ConfigError", "InputError", "MedreconError"]
 
 
 class MedreconError(Exception):
-    """Base class: a problem with the user's input, configuration or environment (not a bug)."""
+    """Base class: a problem with the user's input, configuration or environment (not a bug).
+
+    Its text is always one line (line breaks inside, e.g. from a YAML parser's message, become spaces).
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        lines = text.splitlines()
+        return text if len(lines) <= 1 else " ".join(line.strip() for line in lines if line.strip())
 
 
 class InputError(MedreconError):

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from .errors import ChecksumError, InputError
 
-__all__ = ["atomic_path", "ensure_writable_dir", "sha256_file", "verify_sha256", "write_json_atomic"]
+__all__ = [
+    "atomic_path",
+    "ensure_writable_dir",
+    "load_tensors",
+    "sha256_file",
+    "verify_sha256",
+    "write_json_atomic",
+]
 
 
 @contextlib.contextmanager
@@ -83,3 +90,21 @@ def verify_sha256(path: str | Path, expected: str | None) -> str:
     if expected is not None and actual != expected.lower():
         raise ChecksumError(path, f"sha256 mismatch: expected {expected.lower()}, got {actual}", field="sha256")
     return actual
+
+
+def load_tensors(path: str | Path):
+    """``torch.load(path, weights_only=True)``; anything that fails (a pickle with code in it, a truncated or
+    foreign file) is an ``InputError`` naming the file, never unpickled."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except Exception as err:  # noqa: BLE001 - whatever the file holds, the user gets one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err) or "Unpickler" in str(err):
+            reason = "it holds pickled objects, not only tensors (refused by weights-only loading)"
+        raise InputError(
+            path, f"not a medrecon tensor file: {reason}; remove it (or rerun without --resume)"
+        ) from None

@@ -11,6 +11,10 @@ from collections.abc import Callable
 import torch
 
 from .. import defaults as D
+from .registry import Range, value_ranges
+
+_ONE = Range(1)
+_NON_NEGATIVE = Range(0)
 
 __all__ = ["BASELINES", "cg_sense", "cgls", "fbp", "l1_wavelet", "tv", "zero_filled"]
 
@@ -22,6 +26,7 @@ def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
     return mri.zero_filled(y, op)
 
 
+@value_ranges(damping=_NON_NEGATIVE, iters=_ONE)
 def cg_sense(
     y: torch.Tensor, op, *, damping: float = D.CG_SENSE.damping, iters: int = D.CG_SENSE.iters
 ) -> torch.Tensor:
@@ -36,6 +41,7 @@ def cg_sense(
     return mri.cg_sense(y, op, damping=damping, iters=iters)
 
 
+@value_ranges(lamda=_NON_NEGATIVE, iters=_ONE)
 def l1_wavelet(
     y: torch.Tensor, op, *, lamda: float = D.L1_WAVELET.lamda, iters: int = D.L1_WAVELET.iters
 ) -> torch.Tensor:
@@ -61,6 +67,7 @@ def fbp(y: torch.Tensor, op, *, filter_name: str = "ramp") -> torch.Tensor:
     return ct.fbp(y, op, filter_name=filter_name)
 
 
+@value_ranges(iters=_ONE)
 def cgls(y: torch.Tensor, op, *, iters: int = D.CGLS.iters) -> torch.Tensor:
     """CT least squares by CG on the normal equations.
 
@@ -72,6 +79,7 @@ def cgls(y: torch.Tensor, op, *, iters: int = D.CGLS.iters) -> torch.Tensor:
     return ct.cgls(y, op, iters=iters)
 
 
+@value_ranges(lam_rel=_NON_NEGATIVE, iters=_ONE)
 def tv(y: torch.Tensor, op, *, lam_rel: float = D.TV.lam_rel, iters: int = D.TV.iters) -> torch.Tensor:
     """CT total-variation least squares (Chambolle-Pock), non-negative.
 

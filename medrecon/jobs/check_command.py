@@ -60,6 +60,7 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
 def main(args: argparse.Namespace) -> int:
     from operators.testing import check_adjoint
 
+    from .lock import OutputLock
     from .run import check_output_dir, prepare_job
     from .spec import load_spec
 
@@ -78,7 +79,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(spec.operator.kind, f"operator adjoint test failed: {failure}") from None
     print(f"adjoint   <Ax, y> vs <x, A^H y> on one slice: relative error {err:.1e} (ok)")
     out = check_output_dir(Path(args.out if args.out is not None else run.out))
-    print(f"output    {out} (writable)")
+    OutputLock(out).check()
+    print(f"output    {out} (writable, not in use)")
     steps = getattr(job.sampler.sampler, "num_steps", None)
     chunks = -(-problem.num_slices // run.batch_size)
     print(

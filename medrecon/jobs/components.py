@@ -18,6 +18,11 @@ from .. import defaults as D
 from ..errors import ConfigError, InputError
 from ..files import verify_sha256
 from .problem import Volume, VolumeProblem
+from .registry import Range, value_ranges
+
+_ONE = Range(1)
+_POSITIVE = Range(0, lo_open=True)
+_NON_NEGATIVE = Range(0)
 
 __all__ = [
     "baseline_entries",
@@ -147,6 +152,7 @@ def heldout_phantom_volume(size: int, slices: int) -> np.ndarray:
     return np.stack([random_ct_phantom(seed, size) for seed in CT_HELDOUT_SEEDS[:slices]]).astype(np.float32)
 
 
+@value_ranges(size=Range(8), slices=_ONE)
 def ct_phantom_data(
     *, phantom: Literal["heldout", "shepp_logan"] = "heldout", size: int = 128, slices: int = 4
 ) -> Volume:
@@ -195,6 +201,8 @@ def _coil_maps(y: torch.Tensor, method: str, calib_width: int, kernel: int) -> t
     return coil_maps.lowres_maps(y, calib_width=min(calib_width, *y.shape[-2:]))
 
 
+@value_ranges(acceleration=_ONE, center_fraction=Range(0, 1, lo_open=True), calib_width=_ONE,
+              espirit_kernel=_ONE, coils=_ONE)
 def multicoil_mri_operator(
     volume: Volume,
     generator: torch.Generator,
@@ -337,6 +345,7 @@ def _ct_problem(
     )
 
 
+@value_ranges(views=_ONE, arc_deg=_POSITIVE, noise=_NON_NEGATIVE)
 def parallel_beam_operator(
     volume: Volume,
     generator: torch.Generator,
@@ -367,6 +376,8 @@ def parallel_beam_operator(
     )
 
 
+@value_ranges(views=_ONE, arc_deg=_POSITIVE, source_distance=_POSITIVE, detector_distance=_POSITIVE,
+              noise=_NON_NEGATIVE)
 def fan_beam_operator(
     volume: Volume,
     generator: torch.Generator,
@@ -392,6 +403,8 @@ def fan_beam_operator(
         raise ConfigError(
             'operator.kind = "fan_beam_ct" needs a CT image volume (data kind nifti or ct_phantom)'
         )
+    if views < 1:
+        raise ConfigError(f"operator.views = {views}: need at least one view")
     angles = ct_geometry.sparse_view_angles(views, arc_deg)
     op = ct.fan_beam(tuple(volume.image.shape[-2:]), angles, source_distance, detector_distance)
     return _ct_problem(volume, generator, op, noise, {"geometry": "fan", "views": views, "arc_deg": arc_deg})
@@ -408,6 +421,11 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
     """
     from ..priors.checkpoint import default_prior as shipped
 
+    if modality not in ("auto", volume.modality):
+        raise ConfigError(
+            f'prior.modality = "{modality}": the data ({volume.path or "simulated"}) is {volume.modality}; '
+            f'use "auto" or "{volume.modality}"'
+        )
     return shipped(volume.modality if modality == "auto" else modality)
 
 

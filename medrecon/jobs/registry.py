@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -18,14 +19,24 @@ from typing import Any, Literal, Union
 
 from ..errors import ConfigError
 
-__all__ = ["REGISTRY", "SECTIONS", "Component", "Option", "Registry", "check_value", "closest"]
+__all__ = [
+    "REGISTRY",
+    "SECTIONS",
+    "Component",
+    "Option",
+    "Range",
+    "Registry",
+    "check_value",
+    "closest",
+    "value_ranges",
+]
 
 SECTIONS = ("data", "operator", "prior", "sampler", "baseline")
 
 
 def closest(name: str, allowed: typing.Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest allowed name, or an empty string."""
-    match = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.5)
+    match = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -58,6 +69,10 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
                 return check_value(value, arg, where)
             except ConfigError as err:
                 errors.append(err)
+        # a number of the right type but out of bounds (nan, inf, too large) says so rather than "expected"
+        bounded = [e for e in errors if ": must be" in str(e) or ": too large" in str(e)]
+        if bounded:
+            raise bounded[0]
         raise ConfigError(f"{where} = {value!r}: expected {_type_name(tp)}")
     if tp is type(None):
         if value is None:
@@ -83,13 +98,54 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise ConfigError(f"{where} = {value!r}: too large for a float") from None
+            if not math.isfinite(number):
+                raise ConfigError(f"{where} = {value!r}: must be a finite number")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
     elif isinstance(value, tp):
         return value
     raise ConfigError(f"{where} = {value!r}: expected {_type_name(tp)}, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric option: ``lo <= v`` (``lo < v`` when ``lo_open``), likewise ``hi``."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return "any value"
+
+
+def value_ranges(**ranges: Range) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the allowed ranges of a component's numeric options (checked by ``Component.validate``, so a job
+    with an out-of-range value fails when its spec is read, before any data is loaded)."""
+
+    def mark(build: Callable[..., Any]) -> Callable[..., Any]:
+        build.__value_ranges__ = {**getattr(build, "__value_ranges__", {}), **ranges}  # type: ignore[attr-defined]
+        return build
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -150,6 +206,11 @@ class Component:
                 raise ConfigError(f"missing key {self.section}.{name} for {where} ({opt.describe()})")
             else:
                 resolved[name] = opt.default
+        ranges: dict[str, Range] = getattr(self.build, "__value_ranges__", {})
+        for name, allowed in ranges.items():
+            value = resolved.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value not in allowed:
+                raise ConfigError(f"{self.section}.{name} = {value!r}: must be {allowed} for {where}")
         return resolved
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
-from ..files import atomic_path, write_json_atomic
+from ..errors import ConfigError, InputError
+from ..files import atomic_path, load_tensors, write_json_atomic
 
 __all__ = ["PartialRun"]
+
 
 
 class PartialRun:
@@ -33,7 +34,13 @@ class PartialRun:
         """
         marker = self.root / "spec_hash.json"
         if resume and marker.is_file():
-            recorded = json.loads(marker.read_text())["spec_hash"]
+            try:
+                recorded = json.loads(marker.read_text())["spec_hash"]
+                if not isinstance(recorded, str):
+                    raise TypeError(type(recorded).__name__)
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+                raise InputError(marker, f"unreadable resume record ({type(err).__name__}: {err})",
+                                 field="spec_hash") from None
             if recorded != spec_hash:
                 raise ConfigError(
                     f"{self.root.parent} holds an unfinished run of a different job (spec hash "
@@ -63,9 +70,22 @@ class PartialRun:
             with atomic_path(self.slice_path(start + k)) as tmp:
                 torch.save(images[k].detach().cpu().clone(), tmp)
 
-    def load_slices(self, indices: range) -> torch.Tensor:
-        """Stack the saved slices ``indices`` (weights-only loading; nothing is unpickled)."""
-        return torch.stack([torch.load(self.slice_path(i), weights_only=True) for i in indices])
+    def load_slices(self, indices: range, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Stack the saved slices ``indices`` (weights-only loading; nothing is unpickled).
+
+        A file that is not a saved tensor (a planted pickle, a truncated write) or has another ``shape`` than
+        the job's images is an ``InputError`` naming it.
+        """
+        slices = []
+        for i in indices:
+            path = self.slice_path(i)
+            t = load_tensors(path)
+            if not isinstance(t, torch.Tensor):
+                raise InputError(path, f"expected a saved image tensor, found {type(t).__name__}")
+            if shape is not None and tuple(t.shape) != tuple(shape):
+                raise InputError(path, f"saved slice has shape {tuple(t.shape)}, the job's images {tuple(shape)}")
+            slices.append(t)
+        return torch.stack(slices)
 
     def finish(self) -> None:
         """Remove the folder once the final outputs are written."""

@@ -32,17 +32,19 @@ from .. import __version__
 from ..errors import ConfigError, InputError
 from ..files import ensure_writable_dir, write_json_atomic
 from .compat import check_prior_serves
+from .lock import OutputLock
 from .noise import resolve_sigma_y
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
 from .sampling import SamplerComponent, sample_chunk
-from .spec import JobSpec
+from .spec import JobSpec, naming_job_file
 
 __all__ = [
     "JobResult",
     "PreparedJob",
     "check_output_dir",
+    "check_prior_matches",
     "chunk_seed",
     "estimate_scale",
     "magnitude",
@@ -91,6 +93,8 @@ def _device(name: str) -> torch.device:
 
 def check_output_dir(path: Path) -> Path:
     """Raise ``InputError`` if ``path`` could not be created or written to; creates nothing."""
+    if not str(path).strip() or "\x00" in str(path):
+        raise InputError(repr(str(path)), "not a usable output folder name", field="out")
     probe = path.absolute()
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
@@ -107,11 +111,58 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 
 def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
-    """Build and validate every component of ``spec`` without writing anything."""
+    """Build and validate every component of ``spec`` without writing anything.
+
+    A ``ConfigError`` names the job file (``spec.source``); a prior whose sidecar says another modality or
+    complexity than the data's is refused before the operator is built.
+    """
+    with naming_job_file(spec.source):
+        return _prepare(spec, registry)
+
+
+def check_prior_matches(meta: dict[str, Any], volume: Volume, source: str) -> None:
+    """Raise ``InputError`` (naming the prior's sidecar ``source`` and the field) when the prior's sidecar
+    ``modality`` or ``complex`` does not match the data (a CT prior on k-space, a real prior on MRI...)."""
+    modality = meta.get("modality")
+    data = f"{volume.modality} data ({volume.path or 'simulated'})"
+    if modality is not None and modality != volume.modality:
+        raise InputError(
+            source,
+            f"the prior is for {modality} but the job reconstructs {data}; use a {volume.modality} prior",
+            field="modality",
+        )
+    complex_ = meta.get("complex")
+    wanted = volume.modality == "mri"
+    if complex_ is not None and bool(complex_) != wanted:
+        kind = "complex" if complex_ else "real"
+        need = "complex" if wanted else "real"
+        raise InputError(
+            source,
+            f"the prior is {kind}-valued but {data} needs a {need}-valued prior",
+            field="complex",
+        )
+
+
+def _prior_source(spec: JobSpec, meta: dict[str, Any]) -> str:
+    path = spec.prior.options.get("path")
+    if isinstance(path, str):
+        return path
+    weights = meta.get("weights")
+    if spec.prior.kind == "default" and isinstance(weights, str):
+        from ..priors.checkpoint import DEFAULT_DIR
+
+        return str(DEFAULT_DIR / Path(weights).with_suffix(".json").name)
+    return f"prior.kind = {spec.prior.kind!r}"
+
+
+def _prepare(spec: JobSpec, registry: Registry) -> PreparedJob:
     device = _device(spec.run.device)
     volume: Volume = registry.get("data", spec.data.kind).build(**spec.data.options)
     if "dicom" in spec.run.outputs and volume.modality != "ct":
         raise ConfigError('run.outputs: "dicom" writes CT image series only; use "hdf5" or "nifti" for MRI')
+    prior = registry.get("prior", spec.prior.kind).build(volume, **spec.prior.options)
+    meta = getattr(prior, "meta", None) or {}
+    check_prior_matches(meta, volume, _prior_source(spec, meta))
     mask_generator = torch.Generator().manual_seed(spec.run.seed)
     problem: VolumeProblem = registry.get("operator", spec.operator.kind).build(
         volume, mask_generator, **spec.operator.options
@@ -122,8 +173,7 @@ def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
             "measurements contain NaN or Inf values",
             field="kspace" if volume.modality == "mri" else "image",
         )
-    prior = registry.get("prior", spec.prior.kind).build(volume, **spec.prior.options)
-    check_prior_serves(getattr(prior, "meta", None) or {}, problem.image_shape, str(volume.path or spec.data.kind))
+    check_prior_serves(meta, problem.image_shape, str(volume.path or spec.data.kind))
     if isinstance(prior, torch.nn.Module):
         prior = prior.to(device)
     from ..priors.meta import meta_of
@@ -246,6 +296,7 @@ def run_job(
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     out_dir = check_output_dir(Path(out if out is not None else spec.run.out))
+    OutputLock(out_dir).check()  # another run on this folder: fail before any compute
     job = prepared if prepared is not None else prepare_job(spec, registry)
     problem, run = job.problem, spec.run
     if run.scale is None:
@@ -255,112 +306,113 @@ def run_job(
     scale = scale_info["scale"]
     sigma_y, noise_info = resolve_sigma_y(run.sigma_y, job.volume, problem)
     ensure_writable_dir(out_dir)
-    partial = PartialRun(out_dir)
-    resumed = partial.start(spec.hash, resume)
-    t_prepared = time.perf_counter()
+    with OutputLock(out_dir):  # one job per output folder; released on success and failure
+        partial = PartialRun(out_dir)
+        resumed = partial.start(spec.hash, resume)
+        t_prepared = time.perf_counter()
 
-    n, b = problem.num_slices, run.batch_size
-    chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
-    images: list[torch.Tensor] = []
-    chunk_records = []
-    bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
-    for k, idx in enumerate(chunks):
-        if resumed and partial.has_slices(idx):
-            images.append(partial.load_slices(idx))
-            chunk_records.append(
-                {"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k), "reused": True}
-            )
-            bar.update(len(idx))
-            continue
-        sl = slice(idx.start, idx.stop)
-        op = problem.operator_for(sl).to(job.device)
-        y = (problem.y[sl] / scale).to(job.device)
-        generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
-        x, timing = sample_chunk(
-            job.sampler,
-            job.prior,
-            op,
-            y,
-            sigma_y / scale,
-            generator,
-            checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
-            checkpoint_every=run.checkpoint_every,
-            progress=progress,
-            callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
-        )
-        x = (x * scale).cpu()
-        partial.save_slices(idx.start, x)
-        images.append(x)
-        chunk_records.append(
-            {
-                "chunk": k,
-                "slices": [idx.start, idx.stop],
-                "seed": chunk_seed(run.seed, k),
-                "reused": False,
-                **timing,
-            }
-        )
-        bar.update(len(idx))
-    bar.close()
-    t_sampled = time.perf_counter()
-    recon = magnitude(torch.cat(images), problem.crop)
-
-    baseline_images: dict[str, np.ndarray] = {}
-    baseline_seconds: dict[str, float] = {}
-    for name, build in job.baselines.items():
-        t0 = time.perf_counter()
-        parts = []
-        for idx in chunks:
+        n, b = problem.num_slices, run.batch_size
+        chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
+        images: list[torch.Tensor] = []
+        chunk_records = []
+        bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
+        for k, idx in enumerate(chunks):
+            if resumed and partial.has_slices(idx):
+                images.append(partial.load_slices(idx, problem.image_shape))
+                chunk_records.append(
+                    {"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k), "reused": True}
+                )
+                bar.update(len(idx))
+                continue
             sl = slice(idx.start, idx.stop)
             op = problem.operator_for(sl).to(job.device)
-            with torch.no_grad():
-                parts.append((build((problem.y[sl] / scale).to(job.device), op) * scale).cpu())
-        baseline_images[name] = magnitude(torch.cat(parts), problem.crop)
-        baseline_seconds[name] = time.perf_counter() - t0
+            y = (problem.y[sl] / scale).to(job.device)
+            generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
+            x, timing = sample_chunk(
+                job.sampler,
+                job.prior,
+                op,
+                y,
+                sigma_y / scale,
+                generator,
+                checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
+                checkpoint_every=run.checkpoint_every,
+                progress=progress,
+                callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
+            )
+            x = (x * scale).cpu()
+            partial.save_slices(idx.start, x)
+            images.append(x)
+            chunk_records.append(
+                {
+                    "chunk": k,
+                    "slices": [idx.start, idx.stop],
+                    "seed": chunk_seed(run.seed, k),
+                    "reused": False,
+                    **timing,
+                }
+            )
+            bar.update(len(idx))
+        bar.close()
+        t_sampled = time.perf_counter()
+        recon = magnitude(torch.cat(images), problem.crop)
 
-    reference = job.volume.reference
-    ref = None if reference is None else reference.detach().cpu().to(torch.float32).numpy()
-    data_range = job.volume.attrs.get("max")
-    metrics = {}
-    if ref is not None:
-        metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
-        for name, img in baseline_images.items():
-            metrics[name] = _metrics(img, ref, data_range)
+        baseline_images: dict[str, np.ndarray] = {}
+        baseline_seconds: dict[str, float] = {}
+        for name, build in job.baselines.items():
+            t0 = time.perf_counter()
+            parts = []
+            for idx in chunks:
+                sl = slice(idx.start, idx.stop)
+                op = problem.operator_for(sl).to(job.device)
+                with torch.no_grad():
+                    parts.append((build((problem.y[sl] / scale).to(job.device), op) * scale).cpu())
+            baseline_images[name] = magnitude(torch.cat(parts), problem.crop)
+            baseline_seconds[name] = time.perf_counter() - t0
 
-    record: dict[str, Any] = {
-        "spec": spec.to_dict(),
-        "spec_hash": spec.hash,
-        "job_file": None if spec.source is None else str(spec.source),
-        "versions": _versions(),
-        "device": str(job.device),
-        "torch_threads": torch.get_num_threads(),
-        "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
-        "scale": scale_info,
-        "noise": noise_info,
-        "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
-        "problem": problem.info,
-        "inputs": {
-            "data": {
-                "path": None if job.volume.path is None else str(job.volume.path),
-                "sha256": job.volume.sha256,
+        reference = job.volume.reference
+        ref = None if reference is None else reference.detach().cpu().to(torch.float32).numpy()
+        data_range = job.volume.attrs.get("max")
+        metrics = {}
+        if ref is not None:
+            metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
+            for name, img in baseline_images.items():
+                metrics[name] = _metrics(img, ref, data_range)
+
+        record: dict[str, Any] = {
+            "spec": spec.to_dict(),
+            "spec_hash": spec.hash,
+            "job_file": None if spec.source is None else str(spec.source),
+            "versions": _versions(),
+            "device": str(job.device),
+            "torch_threads": torch.get_num_threads(),
+            "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
+            "scale": scale_info,
+            "noise": noise_info,
+            "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
+            "problem": problem.info,
+            "inputs": {
+                "data": {
+                    "path": None if job.volume.path is None else str(job.volume.path),
+                    "sha256": job.volume.sha256,
+                },
+                "prior": prior_record(spec.prior.kind, job.prior),
             },
-            "prior": prior_record(spec.prior.kind, job.prior),
-        },
-        "chunks": chunk_records,
-        "resumed": resumed,
-        "metrics": metrics,
-        "timings": {
-            "prepare_s": t_prepared - t_start,
-            "sampling_s": t_sampled - t_prepared,
-            "baselines_s": baseline_seconds,
-        },
-    }
-    result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
-    result.files = write_outputs(result, job)
-    record["timings"]["total_s"] = time.perf_counter() - t_start
-    record["timings"]["process_cpu_s"] = time.process_time() - cpu_start
-    record["outputs"] = [str(p.relative_to(out_dir)) for p in result.files] + ["record.json"]
-    write_json_atomic(out_dir / "record.json", record)
-    result.files.append(out_dir / "record.json")
-    partial.finish()
-    return result
+            "chunks": chunk_records,
+            "resumed": resumed,
+            "metrics": metrics,
+            "timings": {
+                "prepare_s": t_prepared - t_start,
+                "sampling_s": t_sampled - t_prepared,
+                "baselines_s": baseline_seconds,
+            },
+        }
+        result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
+        result.files = write_outputs(result, job)
+        record["timings"]["total_s"] = time.perf_counter() - t_start
+        record["timings"]["process_cpu_s"] = time.process_time() - cpu_start
+        record["outputs"] = [str(p.relative_to(out_dir)) for p in result.files] + ["record.json"]
+        write_json_atomic(out_dir / "record.json", record)
+        result.files.append(out_dir / "record.json")
+        partial.finish()
+        return result

@@ -15,6 +15,12 @@ import torch
 
 from .. import defaults as D
 from ..errors import ConfigError
+from .registry import Range, value_ranges
+
+_ONE = Range(1)  # counts of steps and iterations
+_POSITIVE = Range(0, lo_open=True)
+_NON_NEGATIVE = Range(0)
+_UNIT = Range(0, 1)
 
 __all__ = [
     "SAMPLERS",
@@ -78,6 +84,7 @@ def _sigma_data(prior_meta: dict[str, Any]) -> float | None:
     return sigma_data(prior_meta)
 
 
+@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE)
 def dds(
     prior_meta: dict[str, Any],
     *,
@@ -115,6 +122,7 @@ def dds(
         sigmas=_grid(prior_meta, steps, grid), clip=_data_range(prior_meta) if clip else None), settings)
 
 
+@value_ranges(steps=_ONE, eta=_UNIT, iters=_ONE, lam=_POSITIVE)
 def ddim_projection(
     prior_meta: dict[str, Any],
     *,
@@ -153,6 +161,7 @@ def _guided(name: str, prior_meta: dict[str, Any], steps: int, zeta: float, eta:
         sigma_data=_sigma_data(prior_meta), cg_iters=D.DPS.cg_iters, mcg=mcg))
 
 
+@value_ranges(steps=_ONE, zeta=_POSITIVE, eta=_UNIT, lam=_POSITIVE)
 def dps(
     prior_meta: dict[str, Any],
     *,
@@ -176,6 +185,7 @@ def dps(
     return _guided("dps", prior_meta, steps, zeta, eta, guidance, lam, grid, mcg=False)
 
 
+@value_ranges(steps=_ONE, zeta=_POSITIVE, eta=_UNIT, lam=_POSITIVE)
 def mcg(
     prior_meta: dict[str, Any],
     *,
@@ -199,6 +209,7 @@ def mcg(
     return _guided("mcg", prior_meta, steps, zeta, eta, guidance, lam, grid, mcg=True)
 
 
+@value_ranges(steps=_ONE, snr=_POSITIVE, corrector_steps=_NON_NEGATIVE, cg_iters=_NON_NEGATIVE, lam=_POSITIVE)
 def score_pc(
     prior_meta: dict[str, Any],
     *,
@@ -227,6 +238,7 @@ def score_pc(
         dc=samplers.KrylovCG(cg_iters, lam, _sigma_data(prior_meta))))
 
 
+@value_ranges(steps=_ONE, lr=_POSITIVE, lam=_POSITIVE)
 def red_diff(
     prior_meta: dict[str, Any],
     *,

@@ -16,9 +16,12 @@ against the job file's folder (against the working directory when given with ``-
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ __all__ = [
     "JobSpec",
     "RunOptions",
     "load_spec",
+    "naming_job_file",
     "parse_override",
     "parse_spec",
 ]
@@ -149,7 +153,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(path, "job file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"not a text job file (not UTF-8: byte {err.start})") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read the job file ({err.strerror or err})") from None
+    if "\x00" in text:
+        raise InputError(path, "not a text job file (contains NUL bytes)")
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -170,22 +181,41 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise InputError(path, f"invalid TOML: {err}") from None
 
 
+def _resolve_path(text: str, root: Path, where: str) -> str:
+    """``text`` as an absolute path (relative ones from ``root``); ``ConfigError`` naming ``where`` if invalid."""
+    if not text.strip() or "\x00" in text:
+        raise ConfigError(f"{where} = {text!r}: must name a file")
+    try:
+        p = Path(text).expanduser()
+        return str(p if p.is_absolute() else (root / p).resolve())
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"{where} = {text!r}: not a usable path ({err})") from None
+
+
 def _run_options(values: dict[str, Any]) -> RunOptions:
     hints = typing.get_type_hints(RunOptions)
     names = [f.name for f in dataclasses.fields(RunOptions)]
     for key in values:
         if key not in names:
-            raise ConfigError(f"unknown key run.{key}{closest(key, names)}; allowed keys: {', '.join(names)}")
+            raise ConfigError(
+                f"unknown key run.{key}{closest(str(key), names)}; allowed keys: {', '.join(names)}"
+            )
     checked = {k: check_value(v, hints[k], f"run.{k}") for k, v in values.items()}
     opts = RunOptions(**checked)
+    if not 0 <= opts.seed < 2**63:
+        raise ConfigError(f"run.seed = {opts.seed}: must be in [0, 2**63)")
+    if not opts.out.strip() or "\x00" in opts.out:
+        raise ConfigError(f"run.out = {opts.out!r}: must name a folder")
+    if not opts.device.strip() or "\x00" in opts.device:
+        raise ConfigError(f"run.device = {opts.device!r}: must name a torch device, e.g. \"cpu\"")
     if opts.batch_size < 1:
         raise ConfigError(f"run.batch_size = {opts.batch_size}: must be at least 1")
     if opts.checkpoint_every < 0:
         raise ConfigError(f"run.checkpoint_every = {opts.checkpoint_every}: must be 0 (never) or positive")
-    if opts.scale is not None and not opts.scale > 0:
-        raise ConfigError(f"run.scale = {opts.scale}: must be positive")
-    if opts.sigma_y != "auto" and opts.sigma_y < 0:
-        raise ConfigError(f"run.sigma_y = {opts.sigma_y}: must be non-negative")
+    if opts.scale is not None and not (math.isfinite(opts.scale) and opts.scale > 0):
+        raise ConfigError(f"run.scale = {opts.scale}: must be a positive finite number (or unset)")
+    if opts.sigma_y != "auto" and not (math.isfinite(opts.sigma_y) and opts.sigma_y >= 0):
+        raise ConfigError(f'run.sigma_y = {opts.sigma_y}: must be a non-negative finite number or "auto"')
     return opts
 
 
@@ -202,20 +232,23 @@ def parse_spec(
     folder), or against the working directory when they come from ``overrides``. Raises ``ConfigError`` naming
     the first unknown section, unknown key, missing key or mistyped value.
     """
-    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    table = copy.deepcopy(dict(table))  # overrides never change the caller's (nested) tables
     overridden = set()
     for text in overrides:
         path, value = parse_override(text)
         overridden.add(tuple(path))
-        node = table.setdefault(path[0], {})
-        for part in path[1:-1]:
+        node = table
+        for depth, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {text!r}: {where} is a value, not a table")
         node[path[-1]] = value
     sections = (*COMPONENT_SECTIONS, "run", "baseline")
     for name, value in table.items():
         if name not in sections:
             raise ConfigError(
-                f"unknown section [{name}]{closest(name, sections)}; allowed: {', '.join(sections)}"
+                f"unknown section [{name}]{closest(str(name), sections)}; allowed: {', '.join(sections)}"
             )
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}] must be a table, got {value!r}")
@@ -229,13 +262,16 @@ def parse_spec(
             raise ConfigError(f"{name}.kind = {kind!r}: expected a name")
         options = registry.get(name, kind).validate(values)
         if name in ("data", "prior") and isinstance(options.get("path"), str):
-            p = Path(options["path"]).expanduser()
-            root = Path.cwd() if (name, "path") in overridden or base_dir is None else base_dir
-            options["path"] = str(p if p.is_absolute() else (root / p).resolve())
+            options["path"] = _resolve_path(
+                options["path"], Path.cwd() if (name, "path") in overridden or base_dir is None else base_dir,
+                f"{name}.path",
+            )
         components[name] = ComponentSpec(kind, options)
     run = _run_options(table.get("run", {}))
     tuned = table.get("baseline", {})
     for name in tuned:
+        if not isinstance(name, str):
+            raise ConfigError(f"[baseline.{name!r}]: baseline names are strings")
         if name not in run.baselines:
             raise ConfigError(
                 f"[baseline.{name}] is set but {name!r} is not in run.baselines "
@@ -253,6 +289,18 @@ def parse_spec(
 def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = REGISTRY) -> JobSpec:  # type: ignore[assignment]
     """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) job file, apply ``--set`` overrides, validate."""
     path = Path(path)
-    return parse_spec(
-        _read_file(path), overrides, base_dir=path.resolve().parent, registry=registry, source=path
-    )
+    table = _read_file(path)
+    with naming_job_file(path):
+        return parse_spec(table, overrides, base_dir=path.resolve().parent, registry=registry, source=path)
+
+
+@contextlib.contextmanager
+def naming_job_file(source: str | Path | None) -> typing.Iterator[None]:
+    """Re-raise a ``ConfigError`` as one naming the job file ``source``: ``<file>: <section.key = ...>: ...``."""
+    try:
+        yield
+    except ConfigError as err:
+        prefix = f"{source}: "
+        if source is None or str(err).startswith(prefix):
+            raise
+        raise ConfigError(prefix + str(err)) from None

@@ -36,6 +36,7 @@ __all__ = [
     "network_denoiser",
     "read_sidecar",
     "save_checkpoint",
+    "weights_path",
 ]
 
 FORMAT = "medrecon-prior/1"
@@ -119,6 +120,22 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, str | None]:
     raise InputError(path, "not a prior name ('mri', 'ct'), a sidecar .json, a .safetensors file or a directory")
 
 
+def weights_path(sidecar: Path, name: Any) -> Path:
+    """The weights file a sidecar names: a relative path inside the sidecar's folder (``InputError`` for an
+    absolute path, ``..`` or anything else that leaves the folder)."""
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise InputError(sidecar, f"expected a file name next to the sidecar, got {name!r}", "weights")
+    rel = Path(name)
+    if rel.is_absolute() or rel.drive or ".." in rel.parts or ".." in Path(name.replace("\\", "/")).parts:
+        raise InputError(sidecar, f"{name!r} points outside the sidecar's folder; the weights must lie beside it",
+                         "weights")
+    folder = sidecar.parent.resolve()
+    weights = folder / rel
+    if not weights.resolve().is_relative_to(folder) and not weights.is_symlink():
+        raise InputError(sidecar, f"{name!r} points outside the sidecar's folder", "weights")
+    return weights
+
+
 def network_denoiser(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     """The channel-space ``D(x (B, C, H, W), sigma)`` for a network and its sidecar."""
     p = meta["parameterization"]
@@ -146,7 +163,7 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
 
     sidecar, expected = _resolve(name_or_path)
     meta = read_sidecar(sidecar)
-    weights = sidecar.parent / meta["weights"]
+    weights = weights_path(sidecar, meta["weights"])
     if not weights.exists():
         raise InputError(weights, "weights file named by the sidecar is missing", "weights")
     digest = sha256_file(weights)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from medrecon.errors import InputError
+from medrecon.files import load_tensors
 
 from .state import State
 
@@ -55,12 +56,27 @@ def load_checkpoint(
     record_path = folder / "state.json"
     if not record_path.exists():
         return None
-    record = json.loads(record_path.read_text())
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(str(record_path), f"unreadable checkpoint record ({err})", "step") from None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise InputError(str(record_path), "expected a JSON object with an integer step", "step")
     for key, value in expect.items():
         if record.get(key) != value:
             raise InputError(str(record_path), f"checkpoint has {key}={record.get(key)!r}, run has {value!r}", key)
-    tensors = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-    generator.set_state(tensors.pop("generator"))
+    state_path = folder / "state.pt"
+    tensors = load_tensors(state_path)
+    if (
+        not isinstance(tensors, dict)
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items())
+        or any(k not in tensors for k in (*_FIXED, "generator"))
+    ):
+        raise InputError(state_path, f"expected a dict of tensors with {', '.join((*_FIXED, 'generator'))}")
+    try:
+        generator.set_state(tensors.pop("generator"))
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise InputError(state_path, f"invalid generator state ({err})", "generator") from None
     fixed = {k: tensors.pop(k).to(device) for k in _FIXED}
     aux = {k[len("aux."):]: v.to(device) for k, v in tensors.items()}
     return State(step=int(record["step"]), aux=aux, **fixed)
