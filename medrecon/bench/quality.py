@@ -46,14 +46,15 @@ class Row:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=0, help="images per task (0: all six)")
+    parser.add_argument("--images", type=int, default=6, help="images per task (0: the whole set)")
     parser.add_argument("--modalities", default="mri,ct", help="comma-separated subset of mri,ct")
     parser.add_argument("--tasks", default="", help="comma-separated substrings of task names to keep")
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     parser.add_argument("--ct-phantoms", action="store_true", help="also the held-out synthetic CT phantoms")
     parser.add_argument("--mri-noise", type=float, default=0.005, help="k-space noise std (image units)")
     parser.add_argument("--ct-noise", type=float, default=0.005, help="sinogram noise std relative to its max")
-    parser.add_argument("--coil-maps", choices=("lowres", "espirit"), default="lowres")
+    parser.add_argument("--coil-maps", choices=("lowres", "espirit"), default=D.COIL_MAPS.method,
+                        help="MRI coil maps from the calibration lines (default: the jobs' default)")
     parser.add_argument("--samplers", default="dds,pc,dps,red_diff",
                         help="comma-separated subset of dds,pc,dps,red_diff")
     parser.add_argument("--long-steps", type=int, default=None,
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def task_specs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """``(name, data section, operator section)`` of every task."""
-    count = args.images or (2 if args.quick else 0)
+    count = 2 if args.quick and args.images == 6 else args.images
     tasks = []
     modalities = args.modalities.split(",")
     if "mri" in modalities:
@@ -256,7 +257,7 @@ def main(args: argparse.Namespace) -> int:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     tasks = task_specs(args)
     methods = method_specs(args)
-    count = args.images or (2 if args.quick else 6)
+    count = 2 if args.quick and args.images == 6 else args.images
     header = (f"Split {args.split}; {count} images per task; commit {_commit()}; device {dev_name}; torch "
               f"{torch.__version__}; {torch.get_num_threads()} threads; seed {args.seed}; {time.strftime('%Y-%m-%d')}. "
               f"MRI noise {args.mri_noise:g} (k-space, per real component), CT noise {args.ct_noise:g} x max "
