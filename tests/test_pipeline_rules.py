@@ -120,4 +120,4 @@ def test_bench_quality_runs_through_the_job_registry(capsys):
     assert "DDS 5 NFE (oracle maps, scale, noise)" in methods
     assert all(np.isfinite(r.psnr) and r.psnr > 15 for r in rows)
     text = quality.render(rows, "header")
-    assert "job path vs oracle" in text and "| MRI 4x random | DDS 5 NFE | 5 |" in text
+    assert "oracle minus job path" in text and "| MRI 4x random | DDS 5 NFE | 5 |" in text

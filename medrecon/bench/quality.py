@@ -223,7 +223,7 @@ def targets(rows: list[Row]) -> list[str]:
             job = next((r for r in rs if r.method == o.method.split(" (oracle")[0]), None)
             if job is not None:
                 loss = o.psnr - job.psnr
-                line += (f"; job path vs oracle ({job.method}): {loss:+.2f} dB (target <= 1) "
+                line += (f"; oracle minus job path ({job.method}): {loss:+.2f} dB (target <= 1) "
                          f"{'PASS' if loss <= 1 else 'FAIL'}")
         lines.append(line)
     return lines
