@@ -8,6 +8,7 @@ import torch
 from medrecon.cli import main as cli_main
 from medrecon.errors import ConfigError
 from medrecon.priors.checkpoint import load_prior
+from medrecon.priors.meta import normalisation
 from medrecon.training import config as train_config
 from medrecon.training import data as train_data
 from medrecon.training import train as train_mod
@@ -106,6 +107,7 @@ def test_one_command_retrain_of_a_tiny_prior(tmp_path, capsys):
         assert (out / f).exists(), f
     prior = load_prior(out)
     assert prior.meta["training"]["steps"] == 2 and prior.meta["modality"] == "ct"
+    assert normalisation(prior.meta).describe() == {"rule": "fixed", "scale": 0.0384}
     assert set(prior.meta["training"]["heldout_psnr_db"]) == {"0.1", "1.0"}
     x = torch.rand(2, 16, 16)
     y = prior(x, torch.tensor([0.1, 0.5]))

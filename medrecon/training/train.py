@@ -49,6 +49,12 @@ class Run:
     command: str
 
 
+# The intensity rules of the training data (``medrecon.priors.meta``): MRI volumes at their 99.5th percentile = 1;
+# CT attenuation / (2 mu_water), i.e. the HU window [-1000, 1000] on [0, 1].
+MRI_NORMALISATION = {"rule": "percentile", "percentile": 99.5, "value": 1.0}
+CT_NORMALISATION = {"rule": "fixed", "scale": 0.0384, "units": "attenuation (1/mm) per prior unit"}
+
+
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters()):
@@ -243,6 +249,7 @@ def train(run: Run) -> dict[str, Any]:
         "modality": modality,
         "intensity": ("magnitude normalised so the volume's 99.5th percentile is 1" if modality == "mri"
                       else "HU window [-1000, 1000] mapped linearly to [0, 1]"),
+        "normalisation": (MRI_NORMALISATION if modality == "mri" else CT_NORMALISATION),
         "training": {
             "objective": tr["objective"], "steps": step, "batch_size": tr["batch_size"], "lr": tr["lr"],
             "ema_decay": tr["ema_decay"], "precision": "bf16" if use_bf16 else "fp32", "device": str(dev),
