@@ -48,10 +48,13 @@ class DdsDefaults:
 
 @dataclass(frozen=True)
 class DpsDefaults:
-    """DPS with the likelihood-gradient step: ``steps`` ancestral steps, step ``zeta``, Tweedie weight ``lam``."""
+    """DPS: ``steps`` ancestral steps, ``guidance`` (``paper``: the published ``zeta / ||y - A x0_hat||`` step, stable
+    with the shipped priors; ``likelihood``: the noise-aware step, exact for Gaussian priors but unstable at
+    ``zeta = 1`` with them), step ``zeta``, Tweedie weight ``lam`` and CG iterations of the likelihood guidance."""
 
     steps: int = 500
     zeta: float = 1.0
+    guidance: str = "paper"
     lam: float = 1.0
     cg_iters: int = 5
 

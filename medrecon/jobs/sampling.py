@@ -168,7 +168,7 @@ def dps(
     steps: int = D.DPS.steps,
     zeta: float = D.DPS.zeta,
     eta: float = 1.0,
-    guidance: Literal["likelihood", "paper"] = "likelihood",
+    guidance: Literal["likelihood", "paper"] = D.DPS.guidance,  # type: ignore[assignment]
     lam: float = D.DPS.lam,
     grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
@@ -192,7 +192,7 @@ def mcg(
     steps: int = D.DPS.steps,
     zeta: float = D.DPS.zeta,
     eta: float = 1.0,
-    guidance: Literal["likelihood", "paper"] = "likelihood",
+    guidance: Literal["likelihood", "paper"] = D.DPS.guidance,  # type: ignore[assignment]
     lam: float = D.DPS.lam,
     grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
