@@ -92,12 +92,24 @@ def test_invesalius_reader(tmp_path):
     vol = read_inv3(tmp_path / "a.inv3")
     np.testing.assert_array_equal(vol.data, data)
     assert vol.spacing == (0.5, 0.5, 1.5) and vol.modality == "CT"
+    np.testing.assert_array_equal(read_inv3(tmp_path / "a.inv3", (1,)).data, data[1:2])
+    with pytest.raises(InputError, match="slices \\[2\\] out of range"):
+        read_inv3(tmp_path / "a.inv3", (2,))
     _inv3(tmp_path / "b.inv3", data, matrix_name="other.dat")
     with pytest.raises(InputError, match="the project has no other.dat"):
         read_inv3(tmp_path / "b.inv3")
     (tmp_path / "c.inv3").write_bytes(b"not a project")
     with pytest.raises(InputError, match="not a readable InVesalius project"):
         read_inv3(tmp_path / "c.inv3")
+
+
+def test_reserved_cranium_slices_are_never_read():
+    """The validation/test sets only ask the reader for slices below 54, and the reader reads nothing else."""
+    from medrecon.jobs import image_sets
+
+    assert max(image_sets.CT_VALIDATION_SLICES + image_sets.CRANIUM_TEST_SLICES) < image_sets.CRANIUM_RESERVED_FROM
+    with pytest.raises(ValueError, match="reserved"):
+        image_sets.ct_validation_slices(slices=(10, 60))
 
 
 def test_bench_quality_runs_through_the_job_registry(capsys):

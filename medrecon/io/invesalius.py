@@ -28,31 +28,43 @@ class InvesaliusVolume:
     name: str
 
 
-def _member(archive: tarfile.TarFile, name: str, path: Path) -> bytes:
+def _find(archive: tarfile.TarFile, name: str, path: Path) -> tarfile.TarInfo:
     for info in archive.getmembers():
         if info.isfile() and Path(info.name).name == name:
-            handle = archive.extractfile(info)
-            if handle is not None:
-                return handle.read()
+            return info
     raise InputError(path, f"the project has no {name}", field=name)
 
 
-def read_inv3(path: str | Path) -> InvesaliusVolume:
-    """The image volume of an InVesalius ``.inv3`` project."""
+def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None) -> InvesaliusVolume:
+    """The image volume of an InVesalius ``.inv3`` project, or only the axial ``slices`` given (in that order):
+    then the bytes of no other slice are read, so parts of a volume kept for independent evaluation stay
+    unread. ``data`` is ``(len(slices) or slices_total, rows, cols)``."""
     path = Path(path)
     try:
         with tarfile.open(path, "r:*") as archive:
-            main = plistlib.loads(_member(archive, "main.plist", path))
+            main_info = _find(archive, "main.plist", path)
+            main = plistlib.loads(archive.extractfile(main_info).read())
             matrix = main.get("matrix")
             if not isinstance(matrix, dict) or not {"dtype", "filename", "shape"} <= set(matrix):
                 raise InputError(path, "main.plist has no matrix description", field="matrix")
-            raw = _member(archive, Path(str(matrix["filename"])).name, path)
+            shape = tuple(int(v) for v in matrix["shape"])
+            dtype = np.dtype(str(matrix["dtype"]))
+            info = _find(archive, Path(str(matrix["filename"])).name, path)
+            plane = int(np.prod(shape[1:])) * dtype.itemsize
+            if info.size != shape[0] * plane:
+                raise InputError(path, f"matrix.dat holds {info.size} bytes, shape {shape} {dtype} needs "
+                                 f"{shape[0] * plane}", field="matrix")
+            chosen = tuple(range(shape[0])) if slices is None else tuple(int(z) for z in slices)
+            bad = [z for z in chosen if not 0 <= z < shape[0]]
+            if bad:
+                raise InputError(path, f"slices {bad} out of range for {shape[0]} slices", field="slices")
+            handle = archive.extractfile(info)
+            planes = []
+            for z in chosen:
+                handle.seek(z * plane)
+                planes.append(np.frombuffer(handle.read(plane), dtype=dtype).reshape(shape[1:]))
     except (OSError, tarfile.TarError, plistlib.InvalidFileException) as err:
         raise InputError(path, f"not a readable InVesalius project ({err})") from None
-    shape = tuple(int(v) for v in matrix["shape"])
-    dtype = np.dtype(str(matrix["dtype"]))
-    if len(raw) != int(np.prod(shape)) * dtype.itemsize:
-        raise InputError(path, f"matrix.dat holds {len(raw)} bytes, shape {shape} {dtype} needs more", field="matrix")
-    data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    data = np.stack(planes) if planes else np.zeros((0, *shape[1:]), dtype)
     spacing = tuple(float(v) for v in main.get("spacing", (1.0, 1.0, 1.0)))
     return InvesaliusVolume(data, spacing, str(main.get("modality", "")), str(main.get("name", "")))

@@ -36,6 +36,7 @@ __all__ = [
 CRANIUM_TEST_SLICES = (4, 13, 22, 31, 40, 49)
 MRI_VALIDATION_Z = (95, 97, 99, 112, 114, 116)
 CT_VALIDATION_SLICES = (8, 17, 26, 35, 44, 53)
+CRANIUM_RESERVED_FROM = 54  # slices 54-107 are kept for independent evaluation and never read
 CRANIUM_PATH = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 
 
@@ -58,12 +59,12 @@ def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH,
     from ..io.invesalius import read_inv3
     from ..training.datasets import hu_to_unit
 
+    if max(slices) >= CRANIUM_RESERVED_FROM:
+        raise ValueError("slices 54-107 of the Cranium CT are reserved for independent evaluation")
     if not Path(path).exists():
         raise InputError(path, "the CT validation volume is missing (apt-get install invesalius-examples)")
-    vol = read_inv3(path)
-    if max(slices) >= 54:
-        raise ValueError("slices 54-107 of the Cranium CT are reserved for independent evaluation")
-    planes = [hu_to_unit(vol.data[z].astype(np.float32)) for z in slices]
+    vol = read_inv3(path, slices)  # reads only these slices' bytes
+    planes = [hu_to_unit(plane.astype(np.float32)) for plane in vol.data]
     return np.stack([resize(p, (size, size), order=1, anti_aliasing=True, preserve_range=True)
                      for p in planes]).astype(np.float32)
 
