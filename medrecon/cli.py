@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from .errors import MedreconError
+from .threads import configure_threads, prefer_passive_wait
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("medrecon.jobs.run_command", "run a reconstruction job from a TOML/YAML spec"),
@@ -19,6 +20,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-prior": ("medrecon.training.train", "train a 2D diffusion prior from a TOML config"),
     "bench": ("medrecon.bench.cli", "benchmarks against peer libraries (operators, ct, prior, quality, samplers)"),
 }
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -33,6 +44,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (target, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument(
+            "--threads",
+            type=_threads,
+            default=None,
+            metavar="N",
+            help="torch CPU threads (default: OMP_NUM_THREADS if set, else the physical cores)",
+        )
         if name == command:
             module = importlib.import_module(target)
             module.add_arguments(p)
@@ -43,6 +61,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 user error)."""
     argv = sys.argv[1:] if argv is None else argv
+    prefer_passive_wait()  # before torch is imported; see medrecon.threads for the measurements
     command = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
@@ -50,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        configure_threads(args.threads)
         return int(args._main(args) or 0)
     except MedreconError as err:
         print(f"medrecon {args.command}: error: {err}", file=sys.stderr)
