@@ -17,6 +17,7 @@ from .run_command import add_job_arguments
 
 EXAMPLES = """examples:
   medrecon check job.toml
+  medrecon check fastmri_dds_4x.toml           # a shipped job by name (medrecon list jobs)
   medrecon check job.toml --set operator.acceleration=8 --out runs/8x
 """
 
@@ -65,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     spec = load_spec(args.job, args.overrides)
-    print(f"spec      {args.job}: valid (hash {spec.hash[:12]})")
+    print(f"spec      {spec.source}: valid (hash {spec.hash[:12]})")
     job = prepare_job(spec)
     problem, run = job.problem, spec.run
     if job.volume.path is not None:

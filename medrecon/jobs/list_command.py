@@ -1,4 +1,5 @@
-"""``medrecon list [SECTION]``: the registry's data kinds, operators, priors, samplers and baselines."""
+"""``medrecon list [SECTION]``: the shipped example jobs, and the registry's data kinds, operators, priors,
+samplers and baselines with their options."""
 
 from __future__ import annotations
 
@@ -11,19 +12,25 @@ from .registry import REGISTRY, SECTIONS, Registry, _type_name
 EXAMPLES = """examples:
   medrecon list              # everything a job file can name, with its options
   medrecon list sampler      # one section
+  medrecon list jobs         # the shipped example jobs, runnable by name: medrecon run fastmri_dds_4x.toml
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.add_argument("section", nargs="?", choices=(*SECTIONS, "run"), help="show only this section")
+    parser.add_argument("section", nargs="?", choices=("jobs", *SECTIONS, "run"), help="show only this section")
 
 
 def describe(registry: Registry = REGISTRY, section: str | None = None) -> str:
     """The text ``medrecon list`` prints: per section, each name, its summary and its options."""
+    from .shipped import SHIPPED_DIR, describe_shipped
     from .spec import RunOptions
 
     lines: list[str] = []
+    if section in (None, "jobs"):
+        lines.append(f"shipped jobs (medrecon run NAME, medrecon check NAME; files in {SHIPPED_DIR})")
+        lines.extend(describe_shipped())
+        lines.append("")
     for sec in SECTIONS:
         if section not in (None, sec):
             continue

@@ -12,13 +12,16 @@ EXAMPLES = """examples:
   medrecon run job.toml --set 'run.baselines=["zero_filled", "l1_wavelet"]'
   medrecon run job.toml --resume --out runs/8x      # continue a killed run from its last finished slice
 
-The shipped example jobs live in the package (medrecon/configs/*.toml); `medrecon list` shows every option.
+A shipped example job runs by its bare name when no such local file exists (`medrecon run fastmri_dds_4x.toml`);
+`medrecon list jobs` names them, `medrecon list` shows every option.
 """
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """The arguments ``run`` and ``check`` share: the job file, ``--set`` overrides and ``--out``."""
-    parser.add_argument("job", help="job file (.toml, or .yaml/.yml with PyYAML installed)")
+    parser.add_argument(
+        "job", help="job file (.toml, or .yaml/.yml with PyYAML installed), or a shipped job's name"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

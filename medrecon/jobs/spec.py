@@ -152,7 +152,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise InputError(path, "job file not found")
+        from .shipped import shipped_jobs
+
+        raise InputError(path, f"job file not found (shipped jobs: {', '.join(shipped_jobs())})")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -287,8 +289,13 @@ def parse_spec(
 
 
 def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = REGISTRY) -> JobSpec:  # type: ignore[assignment]
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) job file, apply ``--set`` overrides, validate."""
-    path = Path(path)
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) job file, apply ``--set`` overrides, validate.
+
+    A bare name of a shipped job (``fastmri_dds_4x.toml``) with no such file here loads the shipped one.
+    """
+    from .shipped import resolve_job_path
+
+    path = resolve_job_path(path)
     table = _read_file(path)
     with naming_job_file(path):
         return parse_spec(table, overrides, base_dir=path.resolve().parent, registry=registry, source=path)
