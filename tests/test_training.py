@@ -128,6 +128,20 @@ def test_cli_reports_a_missing_config_as_one_error_line(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+def test_missing_training_array_says_how_to_make_it(tmp_path, capsys):
+    cfg = _write_config(tmp_path)
+    missing = tmp_path / "prepared" / "mri_train.npy"
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "train.npy"), str(missing)) + "")
+    text = cfg.read_text().replace("[data]", '[data]\nsha256 = "' + "0" * 64 + '"')
+    cfg.write_text(text)
+    assert cli_main(["train-prior", str(cfg), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{missing} [path]: training array not found" in err and "sha256" not in err
+    assert f"python -m medrecon.training.prepare --out {missing.parent}" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_augment_shapes_and_ranges():
     g = torch.Generator().manual_seed(0)
     mag = torch.rand(4, 16, 16)

@@ -29,11 +29,30 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return out.numpy()
 
 
-def _read_npy(path: Path) -> np.ndarray:
+PREPARED_ARRAYS = ("mri_train.npy", "mri_heldout.npy", "ct_train.npy", "ct_heldout.npy")
+
+
+def missing_array_hint(path: Path) -> str:
+    """How to create a missing training array: ``medrecon.training.prepare`` writes the shipped priors' arrays;
+    any other name has to be made by the user (or a built-in ``data.source`` used instead)."""
+    if path.name in PREPARED_ARRAYS:
+        return (
+            f"create it with `python -m medrecon.training.prepare --out {path.parent}` (relative paths "
+            "are taken from the working directory; needs `pip install 'medrecon[data]'`)"
+        )
+    return (
+        'point it at a float or complex (N, H, W) .npy array, or use data.source = "mni152" or "ct_phantoms" '
+        "(generated on the fly)"
+    )
+
+
+def _read_npy(path: Path, field: str = "path") -> np.ndarray:
+    if not path.is_file():
+        raise InputError(path, f"training array not found; {missing_array_hint(path)}", field=field)
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise InputError(path, "training array not found") from None
+        raise InputError(path, f"training array not found; {missing_array_hint(path)}", field=field) from None
     except (OSError, ValueError) as err:
         raise InputError(path, f"not a readable .npy array ({err})") from None
     if arr.ndim != 3 or not (np.issubdtype(arr.dtype, np.floating) or np.iscomplexobj(arr)):
@@ -96,7 +115,10 @@ def load_training_array(data: dict[str, Any], modality: str) -> tuple[np.ndarray
     path = Path(data["path"]) if data["path"] else None
     digest = None
     if source == "npy":
-        digest = sha256_file(path) if path.exists() else None
+        assert path is not None  # validate_config requires data.path for npy
+        if not path.is_file():
+            raise InputError(path, f"training array not found; {missing_array_hint(path)}", field="path")
+        digest = sha256_file(path)
         if data["sha256"] and digest != data["sha256"]:
             raise ChecksumError(path, f"sha256 {digest} does not match data.sha256 {data['sha256']}", "sha256")
         arr = _read_npy(path)
@@ -132,7 +154,7 @@ def load_heldout(data: dict[str, Any], modality: str) -> np.ndarray | None:
 
         arr = ct_heldout_slices()
     else:
-        arr = _read_npy(Path(h))
+        arr = _read_npy(Path(h), field="heldout")
     return _resize(arr, data["image_size"])
 
 

@@ -105,11 +105,11 @@ def train(run: Run) -> dict[str, Any]:
     from tqdm import tqdm
 
     cfg, dev = run.cfg, run.device
-    run.out.mkdir(parents=True, exist_ok=True)
     name, modality = cfg[""]["name"], cfg[""]["modality"]
     tr, data = cfg["train"], cfg["data"]
-    arr, data_sha = load_training_array(data, modality)
+    arr, data_sha = load_training_array(data, modality)  # a missing or wrong array fails before --out exists
     heldout = load_heldout(data, modality)
+    run.out.mkdir(parents=True, exist_ok=True)
     channels = 2 if modality == "mri" else 1
     images = torch.from_numpy(arr).to(dev)
     if tr["sigma_data"] == "auto":
@@ -294,7 +294,6 @@ def main(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available")
     out = Path(args.out or cfg["output"]["dir"])
-    out.mkdir(parents=True, exist_ok=True)
     run = Run(cfg=cfg, out=out, device=device, progress=not args.no_progress,
               command="medrecon train-prior " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(args.config)]))
     summary = train(run)
