@@ -12,12 +12,13 @@ from operators.masks import (
     equispaced_fraction_mask,
     equispaced_mask,
     poisson_disc_mask,
+    random_fixed_mask,
     random_mask,
     variable_density_mask,
 )
 from operators.mri import FFT2c, Subsample
 
-COLUMN_MASKS = [random_mask, equispaced_mask, equispaced_fraction_mask]
+COLUMN_MASKS = [random_mask, random_fixed_mask, equispaced_mask, equispaced_fraction_mask]
 widths = st.integers(min_value=48, max_value=400)
 accels = st.sampled_from([4, 8])
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
@@ -50,6 +51,20 @@ def test_column_masks_centre_block_and_reported_acceleration(make, width, accel,
 @given(width=widths, accel=accels, seed=seeds)
 def test_column_masks_are_deterministic(make, width, accel, seed):
     assert torch.equal(make(width, accel, _gen(seed)).mask, make(width, accel, _gen(seed)).mask)
+
+
+@settings(max_examples=30, deadline=None)
+@given(width=widths, accel=accels, seed=seeds)
+def test_random_fixed_mask_samples_exactly_width_over_r(width, accel, seed):
+    m = random_fixed_mask(width, accel, _gen(seed))
+    assert int(m.mask.sum()) == round(width / accel)
+    assert m.acceleration == width / round(width / accel)
+
+
+def test_random_fixed_mask_varies_the_lines_not_their_number():
+    drawn = [random_fixed_mask(128, 8, _gen(s), center_fraction=0.04).mask for s in range(20)]
+    assert {int(m.sum()) for m in drawn} == {16}
+    assert len({tuple(m.nonzero().flatten().tolist()) for m in drawn}) > 15
 
 
 @settings(max_examples=30, deadline=None)

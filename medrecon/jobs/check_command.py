@@ -61,6 +61,7 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
 def main(args: argparse.Namespace) -> int:
     from operators.testing import check_adjoint
 
+    from .acquisition import describe_acquisition
     from .lock import OutputLock
     from .run import check_output_dir, prepare_job
     from .spec import load_spec
@@ -73,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"data      {job.volume.path} (sha256 {job.volume.sha256})")
     info = ", ".join(f"{k}={v}" for k, v in problem.info.items())
     print(f"operator  {spec.operator.kind}: {info}")
+    print(f"acquires  {describe_acquisition(problem.info)}")
     op = problem.operator_for(slice(0, 1))
     try:
         err = check_adjoint(op, (1, *problem.image_shape), problem.dtype, torch.Generator().manual_seed(0))

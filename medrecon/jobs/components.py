@@ -207,7 +207,7 @@ def multicoil_mri_operator(
     volume: Volume,
     generator: torch.Generator,
     *,
-    mask: Literal["equispaced", "equispaced_fraction", "random", "file"] = "equispaced",
+    mask: Literal["equispaced", "equispaced_fraction", "random", "random_fixed", "file"] = "equispaced",
     acceleration: float = 4.0,
     center_fraction: float = 0.08,
     coil_maps: Literal["espirit", "lowres"] = D.COIL_MAPS.method,  # type: ignore[assignment]
@@ -219,8 +219,10 @@ def multicoil_mri_operator(
     from the calibration region of the undersampled k-space; outputs are centre-cropped to the file's recon size.
 
     Args:
-        mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``), or ``file`` to use
-            the mask stored with undersampled (test-set) k-space.
+        mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``); ``random_fixed``:
+            random lines but exactly ``round(W / acceleration)`` of them for every seed (``random`` keeps each
+            line independently, so its count varies with ``run.seed``); or ``file`` to use the mask stored with
+            undersampled (test-set) k-space.
         acceleration: undersampling factor R.
         center_fraction: fully sampled centre fraction (fastMRI: 0.08 at 4x, 0.04 at 8x).
         coil_maps: ``lowres`` (fast low-resolution maps) or ``espirit`` (ESPIRiT on all fully sampled centre
@@ -252,6 +254,7 @@ def multicoil_mri_operator(
     else:
         makers = {
             "random": masks.random_mask,
+            "random_fixed": masks.random_fixed_mask,
             "equispaced": masks.equispaced_mask,
             "equispaced_fraction": masks.equispaced_fraction_mask,
         }
@@ -315,6 +318,8 @@ def multicoil_mri_operator(
         "mask": mask,
         "acceleration_nominal": acceleration,
         "acceleration": round(1.0 / sampled, 3),
+        "lines": int(mask_cols.reshape(-1, w).any(0).sum()),
+        "lines_total": w,
         "center_lines": center,
         "coil_maps": coil_maps,
         "calib_width": width,

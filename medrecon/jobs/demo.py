@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="medrecon-demo", help="output folder (default: ./medrecon-demo)")
     parser.add_argument(
         "--mask",
-        choices=("equispaced", "random"),
+        choices=("equispaced", "random", "random_fixed"),
         default="equispaced",
         help="fastMRI mask function (4x, centre fraction 0.08)",
     )
@@ -40,6 +40,7 @@ def demo_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .acquisition import describe_acquisition
     from .report import format_metrics_table
     from .run import run_job
     from .spec import load_spec
@@ -50,8 +51,7 @@ def main(args: argparse.Namespace) -> int:
     info = result.record["problem"]
     print(
         f"fastMRI-format sample: {info['slices']} slices, {info['coils']} coils, {info['matrix'][0]}x"
-        f"{info['matrix'][1]}; {info['mask']} mask, acceleration {info['acceleration']:.2f} "
-        f"({info['center_lines']} centre lines); DDS {spec.sampler.options['steps']} NFE"
+        f"{info['matrix'][1]}; {describe_acquisition(info)}; DDS {spec.sampler.options['steps']} NFE"
     )
     print(format_metrics_table(result.metrics, result.record["timings"], spec.sampler.kind))
     print(

@@ -3,6 +3,11 @@
 Every finished chunk of slices is saved at once (one file per slice), and the sampler checkpoints its state
 and generator every ``run.checkpoint_every`` steps, so ``--resume`` continues from the last finished slice and
 the last checkpointed step. The folder records the spec hash: resuming with a different spec is refused.
+
+``--resume`` says what it continues from (``progress``, also written to ``record.json`` as ``resumed_from``). On a
+folder that holds a *finished* run of the same job (``record.json``, no ``.partial``) there is nothing left to do:
+``finished_run`` finds it and ``medrecon run --resume`` says so and exits 0 without recomputing; a finished run of
+a different job is refused (exit 2) rather than overwritten.
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..files import atomic_path, load_tensors, write_json_atomic
 
-__all__ = ["PartialRun"]
-
+__all__ = ["PartialRun", "describe_progress", "finished_run"]
 
 
 class PartialRun:
@@ -87,6 +91,78 @@ class PartialRun:
             slices.append(t)
         return torch.stack(slices)
 
+    def _checkpoint_step(self, chunk: int) -> tuple[int, int] | None:
+        """``(step, num_steps)`` of the sampler checkpoint of ``chunk`` (the least over its memory sub-chunks),
+        or None without one; unreadable records count as none (``load_checkpoint`` reports them by name)."""
+        steps = []
+        for record in sorted(self.checkpoint_path(chunk).glob("*/state.json")):
+            try:
+                data = json.loads(record.read_text())
+                steps.append((int(data["step"]), int(data["num_steps"])))
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+                return None
+        return min(steps) if steps else None
+
+    def progress(self, chunks: list[range], unfinished: bool = True) -> dict:
+        """What a resumed run starts from: the folder, finished slices and chunks, and the first unfinished
+        chunk's checkpointed sampler step (``None`` values when there is none). ``unfinished``: whether
+        ``start`` kept an earlier run (False: everything starts from the beginning)."""
+        marker = unfinished and (self.root / "spec_hash.json").is_file()
+        done = [k for k, idx in enumerate(chunks) if marker and self.has_slices(idx)]
+        pending = [k for k in range(len(chunks)) if k not in done]
+        step = self._checkpoint_step(pending[0]) if marker and pending else None
+        return {
+            "folder": str(self.root.parent),
+            "unfinished_run": marker,
+            "slices_done": sum(len(chunks[k]) for k in done),
+            "slices_total": sum(len(c) for c in chunks),
+            "chunks_done": len(done),
+            "chunks_total": len(chunks),
+            "next_chunk": pending[0] if pending else None,
+            "next_chunk_step": None if step is None else step[0],
+            "num_steps": None if step is None else step[1],
+        }
+
     def finish(self) -> None:
         """Remove the folder once the final outputs are written."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def describe_progress(info: dict) -> str:
+    """One line for ``progress``: ``resuming OUT: 8 of 16 slices done (2 of 4 chunks); chunk 2 from step 30 of
+    50``, or that there was nothing unfinished to resume."""
+    if not info["unfinished_run"]:
+        return f"resume: {info['folder']} holds no unfinished run of this job; starting from the first slice"
+    text = (
+        f"resuming {info['folder']}: {info['slices_done']} of {info['slices_total']} slices done "
+        f"({info['chunks_done']} of {info['chunks_total']} chunks)"
+    )
+    if info["next_chunk"] is not None:
+        step = info["next_chunk_step"]
+        text += f"; chunk {info['next_chunk']} " + (
+            "from its first step" if step is None else f"from step {step} of {info['num_steps']}"
+        )
+    return text
+
+
+def finished_run(out: Path, spec_hash: str) -> dict | None:
+    """The ``record.json`` of a finished run in ``out`` (no ``.partial`` left), or None.
+
+    Raises ``ConfigError`` when that finished run came from a different job (``--resume`` would overwrite it).
+    """
+    out = Path(out)
+    record_path = out / "record.json"
+    if (out / ".partial").exists() or not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        recorded = record["spec_hash"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise InputError(record_path, f"unreadable run record ({type(err).__name__}: {err})",
+                         field="spec_hash") from None
+    if recorded != spec_hash:
+        raise ConfigError(
+            f"{out} holds a finished run of a different job (spec hash {str(recorded)[:12]}, this job "
+            f"{spec_hash[:12]}); --resume would overwrite it: choose another --out or rerun without --resume"
+        )
+    return record

@@ -31,6 +31,7 @@ from operators import cg
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..files import ensure_writable_dir, write_json_atomic
+from .acquisition import acquisition_summary
 from .compat import check_prior_serves
 from .lock import OutputLock
 from .noise import resolve_sigma_y
@@ -275,6 +276,7 @@ def run_job(
     callback: Callable[[int, Any], None] | None = None,
     registry: Registry = REGISTRY,
     prepared: PreparedJob | None = None,
+    on_resume: Callable[[dict[str, Any]], None] | None = None,
 ) -> JobResult:
     """Run ``spec`` and write its outputs to ``out`` (default ``spec.run.out``).
 
@@ -286,6 +288,8 @@ def run_job(
         callback: ``callback(chunk, state)`` after every sampler step (raise to stop the run).
         registry: where component names are looked up.
         prepared: components already built by ``prepare_job`` (skips building them again).
+        on_resume: with ``resume``, called once with what the run continues from (``PartialRun.progress``,
+            also recorded as ``resumed_from``) before any sampling.
 
     Returns:
         A ``JobResult`` with the arrays, metrics, record and written files.
@@ -313,6 +317,9 @@ def run_job(
 
         n, b = problem.num_slices, run.batch_size
         chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
+        resumed_from = partial.progress(chunks, resumed) if resume else None
+        if resumed_from is not None and on_resume is not None:
+            on_resume(resumed_from)
         images: list[torch.Tensor] = []
         chunk_records = []
         bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
@@ -391,6 +398,7 @@ def run_job(
             "noise": noise_info,
             "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
             "problem": problem.info,
+            "acquisition": acquisition_summary(problem.info),
             "inputs": {
                 "data": {
                     "path": None if job.volume.path is None else str(job.volume.path),
@@ -400,6 +408,7 @@ def run_job(
             },
             "chunks": chunk_records,
             "resumed": resumed,
+            "resumed_from": resumed_from,
             "metrics": metrics,
             "timings": {
                 "prepare_s": t_prepared - t_start,

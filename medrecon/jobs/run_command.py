@@ -12,6 +12,10 @@ EXAMPLES = """examples:
   medrecon run job.toml --set 'run.baselines=["zero_filled", "l1_wavelet"]'
   medrecon run job.toml --resume --out runs/8x      # continue a killed run from its last finished slice
 
+--resume prints what it continues from (slices done, the checkpointed step) and records it in record.json
+(resumed_from); on a folder holding a finished run of the same job it says there is nothing left to do and
+exits 0; a finished run of a different job is refused (exit 2).
+
 A shipped example job runs by its bare name when no such local file exists (`medrecon run fastmri_dds_4x.toml`);
 `medrecon list jobs` names them, `medrecon list` shows every option.
 """
@@ -45,11 +49,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .run import run_job
+    from pathlib import Path
+
+    from .acquisition import describe_acquisition
+    from .resume import describe_progress, finished_run
+    from .lock import OutputLock
+    from .run import check_output_dir, prepare_job, run_job
     from .spec import load_spec
 
     spec = load_spec(args.job, args.overrides)
-    result = run_job(spec, out=args.out, resume=args.resume, progress=not args.quiet)
+    out = Path(args.out if args.out is not None else spec.run.out)
+    if args.resume and finished_run(out, spec.hash) is not None:
+        print(f"nothing to resume: {out} holds a finished run of this job (record.json); "
+              "rerun without --resume to compute it again")
+        return 0
+    OutputLock(check_output_dir(out)).check()  # a folder in use fails before the data are read
+    job = prepare_job(spec)
+    print(f"acquires  {describe_acquisition(job.problem.info)}")
+    result = run_job(
+        spec,
+        out=out,
+        resume=args.resume,
+        progress=not args.quiet,
+        prepared=job,
+        on_resume=lambda info: print(describe_progress(info), flush=True),
+    )
     if result.metrics:
         print(format_metrics_table(result.metrics, result.record["timings"], spec.sampler.kind))
     total = result.record["timings"]["total_s"]
