@@ -2,12 +2,14 @@
 
 Checks the spec against the registry, reads the data files (checksums, shapes, NaNs), builds the operator and
 the measurements, runs the operator's adjoint (dot) test on one slice, checks the output folder could be
-written, and prints the planned work and an estimate of the memory it needs. Writes nothing.
+written, and prints the drawn acquisition, the planned work, an estimate of the memory it needs and of the run
+time (``medrecon.jobs.estimate``: one probe call of the prior at the job's chunk size). Writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -62,13 +64,16 @@ def main(args: argparse.Namespace) -> int:
     from operators.testing import check_adjoint
 
     from .acquisition import describe_acquisition
+    from .estimate import estimate_run_time
     from .lock import OutputLock
     from .run import check_output_dir, prepare_job
     from .spec import load_spec
 
     spec = load_spec(args.job, args.overrides)
     print(f"spec      {spec.source}: valid (hash {spec.hash[:12]})")
+    t0 = time.perf_counter()
     job = prepare_job(spec)
+    setup_s = time.perf_counter() - t0
     problem, run = job.problem, spec.run
     if job.volume.path is not None:
         print(f"data      {job.volume.path} (sha256 {job.volume.sha256})")
@@ -95,4 +100,5 @@ def main(args: argparse.Namespace) -> int:
     mem = estimate_memory(job, run.batch_size)
     parts = ", ".join(f"{k} {_human(v)}" for k, v in mem.items())
     print(f"memory    ~{_human(sum(mem.values()))} ({parts}; network activations not included)")
+    print(f"time      {estimate_run_time(job, setup_s).describe()}")
     return 0
