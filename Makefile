@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+# idle OpenMP threads sleep instead of spin (faster on a busy machine; see medrecon/threads.py)
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
-.PHONY: install install-dev demo test bench
+.PHONY: install install-dev install-notebook demo test bench notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,13 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+$(VENV)/.installed-notebook: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e ".[notebook]"
+	touch $@ $(VENV)/.installed
+
+install-notebook: $(VENV)/.installed-notebook
+
 demo: install
 	$(BIN)/medrecon demo
 
@@ -34,3 +44,10 @@ test: install-dev
 bench: install
 	$(BIN)/medrecon bench operators
 	$(BIN)/medrecon bench ct
+
+# Executes notebooks/01_fastmri_volume.ipynb (whole shipped sample, DDS 50 NFE) into medrecon-notebook/.
+notebook: install-notebook
+	mkdir -p medrecon-notebook
+	$(BIN)/jupytext --to ipynb --output medrecon-notebook/01_fastmri_volume.ipynb notebooks/01_fastmri_volume.py
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace medrecon-notebook/01_fastmri_volume.ipynb
+	@echo "executed notebook: medrecon-notebook/01_fastmri_volume.ipynb"

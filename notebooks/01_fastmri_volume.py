@@ -26,6 +26,10 @@
 # By default it uses the 4-slice 8-coil 128x128 sample shipped with medrecon. Set `DATA` to a real fastMRI
 # multi-coil file (e.g. `file_brain_AXT2_200_2000019.h5`) to reconstruct that instead. With the environment
 # variable `MEDRECON_SMOKE=1` it runs a tiny version (one slice, a few steps) used by the test suite.
+#
+# It makes the job's choices at every step (calibration lines, ESPIRiT kernel, noise level, chunk seeds, metric
+# data range), so it prints the numbers `medrecon run fastmri_dds_4x.toml` prints for the same settings
+# (`tests/test_notebook.py` checks this in smoke mode). Run it with `make notebook`.
 
 # %% tags=["parameters"]
 import os
@@ -41,7 +45,8 @@ CENTER_FRACTION = 0.08  # fastMRI: 0.08 at 4x, 0.04 at 8x
 COIL_MAPS = "espirit"  # "espirit" (rectangular calibration region) or "lowres" (fast low-resolution maps)
 STEPS = 3 if SMOKE else 50  # DDS steps = network calls
 SLICES = [0] if SMOKE else None  # None: every slice
-SIGMA_Y = 0.0  # k-space noise std per real component, in the file's units (the shipped sample is noiseless)
+SIGMA_Y = "auto"  # k-space noise std per real component in the file's units; "auto": estimated, as jobs do
+BATCH_SIZE = 4  # slices per sampler run (the job's run.batch_size)
 SEED = 0
 
 # %%
@@ -92,15 +97,20 @@ plt.show()
 
 # %% [markdown]
 # ## Coil sensitivities from the calibration region
-# Only the fully sampled centre lines of the *undersampled* k-space are used (no fully sampled data leaks in).
+# Only the fully sampled centre lines of the *undersampled* k-space are used (no fully sampled data leaks in):
+# every column of the centred block that is sampled, as in jobs (a random mask's lines next to the centre
+# block widen it beyond `mask.center_lines`).
 
 # %%
+from medrecon import defaults
 from operators import coil_maps
 
+calib_width = coil_maps.center_columns(y)
 if COIL_MAPS == "espirit":
-    smaps = coil_maps.espirit_maps(y, calib_width=mask.center_lines)
+    smaps = coil_maps.espirit_maps(y, calib_width=calib_width, kernel_width=defaults.COIL_MAPS.espirit_kernel)
 else:
-    smaps = coil_maps.lowres_maps(y, calib_width=mask.center_lines)
+    smaps = coil_maps.lowres_maps(y, calib_width=calib_width)
+print(f"{COIL_MAPS} coil maps from {calib_width} calibration columns")
 
 fig, axes = plt.subplots(1, min(8, smaps.shape[1]), figsize=(12, 1.8))
 for c, ax in enumerate(np.atleast_1d(axes)):
@@ -141,27 +151,41 @@ zero_filled = A.adjoint(y)
 print(f"prior normalisation {prior.meta['normalisation']}, scale {scale:.4g}")
 
 # %% [markdown]
+# The measurement noise: `"auto"` estimates it from the k-space corners (`medrecon.jobs.noise`), as jobs do.
+
+# %%
+from medrecon.jobs.noise import kspace_noise_std
+
+sigma_y = kspace_noise_std(y, mask.mask) if SIGMA_Y == "auto" else float(SIGMA_Y)
+print(f"sigma_y {sigma_y:.3g} per real component")
+
+# %% [markdown]
 # ## DDS over every slice
 # One network call per step; each step's Tweedie estimate is pulled towards the data by CG iterations on
 # `(A^H A + rho I) x = A^H y + rho x0_hat`, where `rho = lam sigma_y^2 / Var[x0 | x_t]` follows the measurement
 # noise and the current noise level (noiseless data: the normal equations). The sampler is the job's `dds`
-# component with the defaults of `medrecon.defaults.DDS`; the driver batches slices, times every step and can
-# checkpoint.
+# component with the defaults of `medrecon.defaults.DDS`; the driver times every step and can checkpoint. Like
+# a job, slices run in chunks of `BATCH_SIZE`, each with its own seed `chunk_seed(SEED, k)`.
 
 # %%
 import time
 
 from medrecon import samplers
+from medrecon.jobs.run import chunk_seed
 from medrecon.jobs.sampling import dds
 
-problem = samplers.InverseProblem(A, y / scale, SIGMA_Y / scale)
-start = time.perf_counter()
 sampler = dds(prior.meta, steps=STEPS).sampler
-result = samplers.run(sampler, problem, prior, torch.Generator().manual_seed(SEED), max_batch=4, progress=False)
-dds_seconds = time.perf_counter() - start
-x_dds = result.x * scale
-print(f"DDS: {result.nfe} network calls per chunk, {dds_seconds:.1f} s "
-      f"({result.network_seconds:.1f} s in the network)")
+start, parts, network_seconds = time.perf_counter(), [], 0.0
+for k, first in enumerate(range(0, len(slices), BATCH_SIZE)):
+    sl = slice(first, first + BATCH_SIZE)
+    problem = samplers.InverseProblem(multicoil_mri(smaps[sl], mask.mask), y[sl] / scale, sigma_y / scale)
+    result = samplers.run(sampler, problem, prior, torch.Generator().manual_seed(chunk_seed(SEED, k)),
+                          progress=False)
+    parts.append(result.x * scale)
+    network_seconds += result.network_seconds
+x_dds = torch.cat(parts)
+print(f"DDS: {result.nfe} network calls per chunk, {time.perf_counter() - start:.1f} s "
+      f"({network_seconds:.1f} s in the network)")
 
 # %% [markdown]
 # ## Baselines
@@ -177,13 +201,13 @@ recons["DDS"] = x_dds
 print(f"baselines: {time.perf_counter() - start:.1f} s")
 
 # %% [markdown]
-# ## Metrics (fastMRI definitions: per volume, data range = the reference volume's maximum)
+# ## Metrics (fastMRI definitions: per volume, data range = the file's `max` attribute, else the reference's max)
 
 # %%
 from medrecon.metrics import nmse, psnr, ssim
 
 magnitudes = {name: center_crop(x, crop).abs() for name, x in recons.items()}
-maxval = float(reference.max())
+maxval = float(info.attrs.get("max", reference.max()))
 print(f"{'method':<12} {'PSNR':>7} {'SSIM':>7} {'NMSE':>8}")
 for name, mag in magnitudes.items():
     print(f"{name:<12} {psnr(reference, mag, maxval):7.2f} {ssim(reference, mag, maxval):7.4f} "
@@ -217,7 +241,7 @@ plt.show()
 # timings:
 #
 # ```bash
-# medrecon check medrecon/configs/fastmri_dds_4x.toml
-# medrecon run medrecon/configs/fastmri_dds_4x.toml --out runs/brain \
+# medrecon check fastmri_dds_4x.toml
+# medrecon run fastmri_dds_4x.toml --out runs/brain \
 #     --set data.path="/data/file_brain_AXT2_200_2000019.h5"
 # ```

@@ -1,9 +1,11 @@
-"""The fastMRI volume notebook runs end to end in smoke mode (MEDRECON_SMOKE=1), and its .ipynb is the
-stripped jupytext rendering of the .py source."""
+"""The fastMRI volume notebook runs end to end in smoke mode (MEDRECON_SMOKE=1) and prints the numbers the job
+prints for the same settings, without warnings on stderr; its .ipynb is the stripped jupytext rendering of the .py
+source."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,6 +61,35 @@ def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
     assert "adjoint test relative error" in text
     for method in ("zero-filled", "CG-SENSE", "L1-wavelet", "DDS"):
         assert method in text
+    stderr = "".join(
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("name") == "stderr"
+    )
+    assert "IProgress" not in stderr and "Warning" not in stderr, stderr
+    assert _table(text) == _job_table(tmp_path)
+
+
+NAMES = {"zero-filled": "zero_filled", "CG-SENSE": "cg_sense", "L1-wavelet": "l1_wavelet", "DDS": "dds"}
+
+
+def _table(text: str) -> dict[str, tuple[str, str, str]]:
+    """The notebook's printed metrics: job method name -> (PSNR, SSIM, NMSE) as printed."""
+    rows = re.findall(r"^(zero-filled|CG-SENSE|L1-wavelet|DDS)\s+(\S+)\s+(\S+)\s+(\S+)$", text, re.M)
+    return {NAMES[name]: (psnr, ssim, nmse) for name, psnr, ssim, nmse in rows}
+
+
+def _job_table(tmp_path: Path) -> dict[str, tuple[str, str, str]]:
+    """The shipped 4x job at the notebook's smoke settings, formatted like the notebook's table."""
+    from medrecon.jobs import load_spec, run_job
+
+    smoke = ["data.slices=[0]", "sampler.steps=3", "baseline.cg_sense.iters=5", "baseline.l1_wavelet.iters=5"]
+    result = run_job(load_spec("fastmri_dds_4x.toml", smoke), out=tmp_path / "job", progress=False)
+    return {
+        name: (f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['nmse']:.4f}") for name, m in result.metrics.items()
+    }
 
 
 def test_ipynb_is_the_stripped_rendering_of_the_source():
