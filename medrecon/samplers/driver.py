@@ -53,12 +53,14 @@ class StepInfo:
 
 @dataclass
 class RunResult:
-    """The reconstruction ``x`` ``(B, *image)``, the final state of the last chunk, and per-step timings
-    (``steps`` lists, one entry per step and chunk, in order)."""
+    """The reconstruction ``x`` ``(B, *image)``, the final state of the last chunk, per-step timings (``steps``
+    lists, one entry per step and chunk, in order) and the sampler's further ``outputs`` (``Sampler.outputs``,
+    concatenated over chunks along the batch)."""
 
     x: torch.Tensor
     state: State
     steps: list[StepInfo] = field(default_factory=list)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def nfe(self) -> int:
@@ -101,8 +103,10 @@ def run(
         denoiser: ``D(x, sigma)``; wrapped in a ``TimedDenoiser`` to split network time from the rest.
         generator: the only source of randomness; its state is checkpointed with the sampler state.
         shape, dtype, device: the sample shape ``(B, *image)`` for unconditional runs.
-        max_batch: process the ``B`` samples in chunks of at most this many (each chunk one batched call per
-            denoiser evaluation); results depend on the chunking only through the order of random draws.
+        max_batch: process the ``B`` samples in chunks of at most this many denoiser samples (each chunk one
+            batched call per denoiser evaluation); a sampler with ``samples_per_image = P`` particles gets
+            ``max(1, max_batch // P)`` images per chunk, so one image's particles are never split. Results
+            depend on the chunking only through the order of random draws.
         progress: show a tqdm bar.
         callbacks: called as ``cb(state, info)`` after every step.
         checkpoint_dir: where to save (``chunk_<k>/``) and from where to resume: an existing checkpoint there
@@ -114,8 +118,9 @@ def run(
     total = problem.batch if problem is not None else shape[0]
     if total < 1:
         raise ValueError("nothing to sample: empty batch")
-    chunk = max_batch or total
-    outputs, infos = [], []
+    per_image = max(1, int(getattr(sampler, "samples_per_image", 1)))
+    chunk = max(1, max_batch // per_image) if max_batch else total
+    outputs, infos, extras = [], [], []
     state = None
     for k, start in enumerate(range(0, total, chunk)):
         stop = min(total, start + chunk)
@@ -127,9 +132,11 @@ def run(
             checkpoint_every,
         )
         outputs.append(sampler.result(state).detach())
+        extras.append({k: v.detach() for k, v in sampler.outputs(state).items()})
         infos += chunk_infos
     assert state is not None
-    return RunResult(torch.cat(outputs, 0), state, infos)
+    merged = {k: torch.cat([e[k] for e in extras], 0) for k in extras[0]}
+    return RunResult(torch.cat(outputs, 0), state, infos, merged)
 
 
 def _run_chunk(sampler, problem, denoiser, generator, shape, dtype, device, progress, callbacks, folder, every):

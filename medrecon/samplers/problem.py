@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from operators import LinearOperator, inner
+from operators import LinearOperator, cg, inner
 
 __all__ = ["InverseProblem"]
 
@@ -38,20 +38,47 @@ class InverseProblem:
                 self._adjoint_y = self.A.adjoint(self.y)
         return self._adjoint_y
 
+    def batch_dims(self, x: torch.Tensor) -> int:
+        """Leading dimensions of ``x`` that hold independent samples: 1 for ``(B, *image)``, 2 for particles
+        ``(P, B, *image)`` (``y`` broadcasts along the extra leading dimensions)."""
+        return x.ndim - self.adjoint_y.ndim + 1
+
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        """``y - A x``, shape of ``y``."""
+        """``y - A x``, shape of ``A x``."""
         return self.y - self.A(x)
 
     def residual_norm(self, x: torch.Tensor) -> torch.Tensor:
-        """``||y - A x||`` per sample, shape ``(B,)``."""
+        """``||y - A x||`` per sample, shape ``x.shape[:batch_dims]``."""
         r = self.residual(x)
-        return inner(r, r).clamp_min(0).sqrt()
+        return inner(r, r, self.batch_dims(x)).clamp_min(0).sqrt()
 
-    def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
-        """``-||y - A x||^2 / (2 sigma_y^2)`` per sample (the normalising constant dropped); shape ``(B,)``."""
-        self._require_noise()
+    def whiten(
+        self, r: torch.Tensor, extra_var: float = 0.0, batch_dims: int = 1, cg_iters: int = 50,
+        tol: float | None = 1e-8,
+    ) -> torch.Tensor:
+        """``S^{-1} r`` for the measurement covariance ``S = sigma_y^2 I + extra_var A A^H`` (CG in measurement
+        space when ``extra_var > 0``); ``r`` has ``batch_dims`` sample dimensions before the range's."""
+        s2 = float(self.sigma_y) ** 2
+        if extra_var < 0:
+            raise ValueError(f"extra_var must be non-negative, got {extra_var}")
+        if extra_var == 0:
+            self._require_noise()
+            return r / s2
+        A = self.A
+        return cg(lambda v: extra_var * A(A.adjoint(v)), r, iters=cg_iters, tol=tol, damping=s2,
+                  batch_dims=batch_dims)
+
+    def log_likelihood(
+        self, x: torch.Tensor, extra_var: float = 0.0, cg_iters: int = 50, tol: float | None = 1e-8
+    ) -> torch.Tensor:
+        """``log N(y; A x, sigma_y^2 I + extra_var A A^H)`` per sample up to a constant that does not depend on
+        ``x``: ``-(y - A x)^H S^{-1} (y - A x) / 2``; shape ``x.shape[:batch_dims]`` (``(B,)`` or ``(P, B)``).
+
+        ``extra_var = 0`` is the measurement likelihood ``-||y - A x||^2 / (2 sigma_y^2)``; ``extra_var > 0``
+        adds the uncertainty of ``x`` itself (``x ~ N(x0, extra_var I)``), which also allows ``sigma_y = 0``."""
+        nb = self.batch_dims(x)
         r = self.residual(x)
-        return -0.5 * inner(r, r) / self.sigma_y**2
+        return -0.5 * inner(r, self.whiten(r, extra_var, nb, cg_iters, tol), nb)
 
     def grad_log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """``A^H (y - A x) / sigma_y^2``, shape of ``x`` (the real-vector gradient for complex ``x``)."""

@@ -15,9 +15,9 @@ __all__ = ["Sampler", "State"]
 
 @dataclass
 class State:
-    """Everything a sampler needs to continue: the iterate ``x`` ``(B, *image)``, the latest clean estimate
-    ``x0``, per-sample ``log_weights`` ``(B,)`` (zeros for single-particle samplers), sampler-specific tensors in
-    ``aux`` and the number of completed steps ``step``."""
+    """Everything a sampler needs to continue: the iterate ``x`` ``(B, *image)`` (particles: ``(P, B, *image)``),
+    the latest clean estimate ``x0`` (same shape), ``log_weights`` ``(B,)`` (zeros for single-particle samplers;
+    ``(P, B)`` for particles), sampler-specific tensors in ``aux`` and the number of completed steps ``step``."""
 
     x: torch.Tensor
     x0: torch.Tensor
@@ -40,6 +40,7 @@ class Sampler:
 
     requires_grad: bool = False
     needs_problem: bool = True
+    samples_per_image: int = 1  # denoiser samples per image and call (the particles of the SMC samplers)
 
     def __init__(self, sigmas: torch.Tensor, init_var: float = 1.0):
         sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
@@ -74,6 +75,11 @@ class Sampler:
     def result(self, state: State) -> torch.Tensor:
         """The reconstruction after the last step."""
         return state.x
+
+    def outputs(self, state: State) -> dict[str, torch.Tensor]:
+        """Further per-image results after the last step (each with the batch as first dimension), e.g. the
+        SMC samplers' uncertainty maps; none by default."""
+        return {}
 
     def _template(self, problem, shape, dtype, device) -> torch.Tensor:
         if problem is None:

@@ -1,15 +1,58 @@
-"""The Gaussian transition shared by the DDIM-family samplers, in the VE variable ``x = x0 + sigma eps``.
+"""The Gaussian transitions shared by the DDIM-family samplers, in the VE variable ``x = x0 + sigma eps``.
 
-Complex tensors get noise with unit variance in each real component (the complex-as-channels convention of the
-priors), i.e. ``E|xi|^2 = 2``.
+A transition is a value, ``GaussianStep(mean, std)`` (``x_next ~ N(mean, std^2 I)``): ``draw`` samples it and
+``log_density`` evaluates it, so a proposal's density and a particle's incremental weight can be computed
+(``medrecon.samplers.smc``). Complex tensors get noise with unit variance in each real component (the
+complex-as-channels convention of the priors), i.e. ``E|xi|^2 = 2``.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ddim_noise_std", "ddim_step", "dds_step", "gaussian_like"]
+from operators import inner
+
+__all__ = [
+    "GaussianStep",
+    "ddim_noise_std",
+    "ddim_step",
+    "ddim_transition",
+    "dds_step",
+    "dds_transition",
+    "draw",
+    "gaussian_like",
+    "log_density",
+]
+
+
+@dataclass(frozen=True)
+class GaussianStep:
+    """The transition ``x_next ~ N(mean, std^2 I)``: ``mean`` of the sample's shape, ``std`` per real component
+    (0: deterministic)."""
+
+    mean: torch.Tensor
+    std: float
+
+
+def draw(step: GaussianStep, generator: torch.Generator | None) -> torch.Tensor:
+    """A draw ``mean + std xi`` (exactly ``mean`` when ``std = 0``; a generator is needed otherwise)."""
+    if step.std > 0:
+        if generator is None:
+            raise ValueError("a stochastic step draws noise: pass a torch.Generator")
+        return step.mean + step.std * gaussian_like(step.mean, generator)
+    return step.mean
+
+
+def log_density(step: GaussianStep, x: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
+    """``log N(x; mean, std^2 I)`` per sample (shape ``x.shape[:batch_dims]``), counting real components (a
+    complex entry is two). Needs ``std > 0``: a deterministic step has no density."""
+    if not step.std > 0:
+        raise ValueError("a deterministic transition has no density")
+    d = x - step.mean
+    n = d[(0,) * batch_dims].numel() * (2 if d.is_complex() else 1)
+    return -0.5 * inner(d, d, batch_dims) / step.std**2 - n * (math.log(step.std) + 0.5 * math.log(2 * math.pi))
 
 
 def gaussian_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -28,6 +71,25 @@ def ddim_noise_std(sigma: float, sigma_next: float, eta: float) -> float:
     return eta * sigma_next * math.sqrt(max(0.0, 1.0 - (sigma_next / sigma) ** 2))
 
 
+def ddim_transition(
+    x0: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: float, eta: float
+) -> GaussianStep:
+    """DDIM's step ``N(x0 + sqrt(sigma_next^2 - c^2) eps, c^2 I)``, ``c = ddim_noise_std(sigma, sigma_next, eta)``.
+
+    With ``eps = (x - x0) / sigma`` and ``eta = 1`` it is DDPM's ancestral kernel
+    ``N(x0 + (sigma_next / sigma)^2 (x - x0), sigma_next^2 (1 - sigma_next^2 / sigma^2) I)``."""
+    c = ddim_noise_std(sigma, sigma_next, eta)
+    return GaussianStep(x0 + math.sqrt(max(0.0, sigma_next**2 - c**2)) * eps, c)
+
+
+def dds_transition(x0: torch.Tensor, eps: torch.Tensor, sigma_next: float, eta: float) -> GaussianStep:
+    """DDS's re-noising ``N(x0 + sigma_next sqrt(1 - eta^2) eps, (eta sigma_next)^2 I)`` (VE form of its VP step).
+
+    ``eps`` is the noise estimate from before data consistency, ``x0`` the data-consistent estimate."""
+    std = sigma_next * eta if eta > 0 and sigma_next > 0 else 0.0
+    return GaussianStep(x0 + (sigma_next * math.sqrt(max(0.0, 1.0 - eta**2))) * eps, std)
+
+
 def ddim_step(
     x0: torch.Tensor,
     eps: torch.Tensor,
@@ -36,26 +98,12 @@ def ddim_step(
     eta: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """``x_next = x0 + sqrt(sigma_next^2 - c^2) eps + c xi`` with ``c = ddim_noise_std(sigma, sigma_next, eta)``."""
-    c = ddim_noise_std(sigma, sigma_next, eta)
-    out = x0 + math.sqrt(max(0.0, sigma_next**2 - c**2)) * eps
-    if c > 0:
-        if generator is None:
-            raise ValueError("eta > 0 draws noise: pass a torch.Generator")
-        out = out + c * gaussian_like(x0, generator)
-    return out
+    """A draw of ``ddim_transition``: ``x0 + sqrt(sigma_next^2 - c^2) eps + c xi``."""
+    return draw(ddim_transition(x0, eps, sigma, sigma_next, eta), generator)
 
 
 def dds_step(
     x0: torch.Tensor, eps: torch.Tensor, sigma_next: float, eta: float, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """DDS's re-noising ``x_next = x0 + sigma_next (eta xi + sqrt(1 - eta^2) eps)`` (VE form of its VP step).
-
-    ``eps`` is the noise estimate from before data consistency, ``x0`` the data-consistent estimate.
-    """
-    out = x0 + (sigma_next * math.sqrt(max(0.0, 1.0 - eta**2))) * eps
-    if eta > 0 and sigma_next > 0:
-        if generator is None:
-            raise ValueError("eta > 0 draws noise: pass a torch.Generator")
-        out = out + (sigma_next * eta) * gaussian_like(x0, generator)
-    return out
+    """A draw of ``dds_transition``: ``x0 + sigma_next (eta xi + sqrt(1 - eta^2) eps)``."""
+    return draw(dds_transition(x0, eps, sigma_next, eta), generator)
