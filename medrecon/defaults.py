@@ -19,6 +19,7 @@ __all__ = [
     "L1_WAVELET",
     "PC",
     "RED_DIFF",
+    "SMC",
     "TV",
     "CgSenseDefaults",
     "CglsDefaults",
@@ -28,6 +29,7 @@ __all__ = [
     "L1WaveletDefaults",
     "PcDefaults",
     "RedDiffDefaults",
+    "SmcDefaults",
     "TvDefaults",
     "dds_for",
 ]
@@ -82,6 +84,21 @@ class RedDiffDefaults:
 
 
 @dataclass(frozen=True)
+class SmcDefaults:
+    """SMC ensembles: ``particles`` per slice over ``steps`` levels, resampling below normalised ESS
+    ``ess_threshold``, Tweedie-twist weight ``lam``, ``cg_iters`` CG steps of the twist's measurement-space solve,
+    credible ``level`` of the interval maps; AFDPS's ODE variant with ``corrector_steps`` Langevin steps."""
+
+    particles: int = 16
+    steps: int = 100
+    ess_threshold: float = 0.5
+    lam: float = 1.0
+    cg_iters: int = 20
+    level: float = 0.9
+    corrector_steps: int = 1
+
+
+@dataclass(frozen=True)
 class L1WaveletDefaults:
     """L1-wavelet FISTA: weight ``lamda`` relative to max |A^H y|, ``iters`` iterations."""
 
@@ -126,6 +143,7 @@ DDS = DDS_BY_MODALITY["mri"]
 DPS = DpsDefaults()
 PC = PcDefaults()
 RED_DIFF = RedDiffDefaults()
+SMC = SmcDefaults()
 L1_WAVELET = L1WaveletDefaults()
 CG_SENSE = CgSenseDefaults()
 TV = TvDefaults()

@@ -46,7 +46,8 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
     the prior's parameters (network activations are not included)."""
     problem = job.problem
     h, w = problem.image_shape
-    image = batch * h * w * torch.empty((), dtype=problem.dtype).element_size()
+    particles = int(getattr(job.sampler.sampler, "samples_per_image", 1))  # SMC: every slice holds P particles
+    image = particles * batch * h * w * torch.empty((), dtype=problem.dtype).element_size()
     per_slice_y = _bytes(problem.y[0])
     op = problem.operator_for(slice(0, min(batch, problem.num_slices)))
     op_bytes = sum(_bytes(b) for b in op.buffers())
@@ -55,7 +56,7 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
     return {
         "measurements": _bytes(problem.y),
         "operator (one chunk)": op_bytes,
-        "sampler work (one chunk)": 12 * image + 4 * batch * per_slice_y,
+        "sampler work (one chunk)": 12 * image + 4 * particles * batch * per_slice_y,
         "prior parameters": params,
     }
 
@@ -66,7 +67,9 @@ def main(args: argparse.Namespace) -> int:
     from .acquisition import describe_acquisition
     from .estimate import estimate_run_time
     from .lock import OutputLock
+    from .noise import resolve_sigma_y
     from .run import check_output_dir, prepare_job
+    from .sampling import check_sampler_noise
     from .spec import load_spec
 
     spec = load_spec(args.job, args.overrides)
@@ -74,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     job = prepare_job(spec)
     setup_s = time.perf_counter() - t0
+    sigma_y, _ = resolve_sigma_y(spec.run.sigma_y, job.volume, job.problem)
+    check_sampler_noise(job.sampler, sigma_y)
     problem, run = job.problem, spec.run
     if job.volume.path is not None:
         print(f"data      {job.volume.path} (sha256 {job.volume.sha256})")

@@ -99,7 +99,7 @@ def estimate_run_time(job: Any, setup_s: float = 0.0) -> RunTimeEstimate:
     sampler = job.sampler.sampler
     steps = int(sampler.num_steps)
     calls = steps * _calls_per_step(sampler)
-    call_s = _network_call_s(job, batch)
+    call_s = _network_call_s(job, batch * int(getattr(sampler, "samples_per_image", 1)))  # SMC: P per slice
     op = problem.operator_for(slice(0, batch)).to(job.device)
     x = torch.zeros((batch, *problem.image_shape), dtype=problem.dtype, device=job.device)
     with torch.no_grad():

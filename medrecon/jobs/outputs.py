@@ -3,9 +3,12 @@
 Files (inside the output folder):
 
 - ``reconstructions/<input name>.h5``: dataset ``reconstruction`` ``(slices, h, w)`` float32, the layout of
-  fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs); ``baselines.h5``: one dataset
-  per baseline.
-- ``reconstruction.nii.gz``: the volume with the input's affine (``nifti``).
+  fastMRI leaderboard submissions (``reconstruction.h5`` for simulated inputs), and for the SMC ensembles the
+  datasets ``std``, ``lower``, ``upper`` beside it (pixel-wise posterior std and credible interval of the shown
+  image, same units); ``baselines.h5``: one dataset per baseline.
+- ``reconstruction.nii.gz``: the volume with the input's affine (``nifti``; unit voxels for inputs without
+  geometry, such as fastMRI files); SMC ensembles add ``std.nii.gz``,
+  ``lower.nii.gz`` and ``upper.nii.gz`` (HU for CT: the std as an HU difference).
 - ``dicom/``: one CT image series, Hounsfield units (``dicom``).
 - ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
 - ``phantom.nii.gz``: the simulated input of ``data.kind = "ct_phantom"``.
@@ -23,7 +26,9 @@ from ..files import atomic_path
 if TYPE_CHECKING:
     from .run import JobResult, PreparedJob
 
-__all__ = ["write_outputs", "write_reconstruction_h5"]
+__all__ = ["CT_WINDOW_HU", "write_outputs", "write_reconstruction_h5"]
+
+CT_WINDOW_HU = (-160.0, 240.0)  # figures of CT: the soft-tissue window (level 40, width 400)
 
 
 def write_reconstruction_h5(
@@ -43,6 +48,13 @@ def write_reconstruction_h5(
 def _volume_xyz(stack: np.ndarray) -> np.ndarray:
     """``(S, H, W)`` slices -> ``(H, W, S)``: axial slices along the last axis, as read from NIfTI."""
     return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
+
+
+def _std_to_hu(stack: np.ndarray) -> np.ndarray:
+    """A spread in 1/mm -> the same spread in HU (``1000 / mu_water`` per 1/mm)."""
+    from ..io.hu import MU_WATER_PER_MM
+
+    return (np.asarray(stack, dtype=np.float32) * (1000.0 / MU_WATER_PER_MM)).astype(np.float32)
 
 
 def _to_hu(stack: np.ndarray) -> np.ndarray:
@@ -98,15 +110,20 @@ def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
             else "reconstruction.h5"
         )
         target = out / "reconstructions" / name
-        files.append(write_reconstruction_h5(target, {"reconstruction": result.reconstruction}, attrs))
+        files.append(write_reconstruction_h5(target, {"reconstruction": result.reconstruction, **result.maps},
+                                             attrs))
         if result.baselines:
             files.append(write_reconstruction_h5(out / "baselines.h5", result.baselines, attrs))
     ct_hu = volume.modality == "ct" and bool(volume.attrs.get("hu", False))
     if "nifti" in formats:
         from ..io import nifti
 
+        affine = volume.affine if volume.affine is not None else np.eye(4)  # fastMRI files carry no geometry
         data = _to_hu(result.reconstruction) if ct_hu else result.reconstruction
-        files.append(nifti.write_nifti(out / "reconstruction.nii.gz", _volume_xyz(data), volume.affine))
+        files.append(nifti.write_nifti(out / "reconstruction.nii.gz", _volume_xyz(data), affine))
+        for name, stack in result.maps.items():
+            shown = (_std_to_hu(stack) if name == "std" else _to_hu(stack)) if ct_hu else stack
+            files.append(nifti.write_nifti(out / f"{name}.nii.gz", _volume_xyz(shown), affine))
     if "dicom" in formats:
         files.append(_write_dicom(out / "dicom", _to_hu(result.reconstruction), volume.affine))
     if "png" in formats:
@@ -130,6 +147,18 @@ def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
                 for n, im in images.items()
             }
         title = f"{job.spec.sampler.kind} on slice {mid}" + (f" of {volume.path.name}" if volume.path else "")
-        save_comparison_figure(out / "figure.png", images, reference, mask, slice_metrics, title)
+        title += " (panel numbers: this slice; record.json: the whole volume)"
+        std = result.maps["std"][mid] if "std" in result.maps else None
+        window = None
+        if volume.modality == "ct":
+            from ..io.hu import MU_WATER_PER_MM
+
+            window = CT_WINDOW_HU, MU_WATER_PER_MM
+        sinogram = None
+        if volume.modality == "ct" and job.problem.y.ndim == 3:
+            sinogram = job.problem.y[mid].detach().cpu().numpy()
+        save_comparison_figure(out / "figure.png", images, reference, mask, slice_metrics, title,
+                               std=(job.spec.sampler.kind, std) if std is not None else None,
+                               hu_window=window, sinogram=sinogram)
         files.append(out / "figure.png")
     return files

@@ -74,6 +74,31 @@ class PartialRun:
             with atomic_path(self.slice_path(start + k)) as tmp:
                 torch.save(images[k].detach().cpu().clone(), tmp)
 
+    def extras_path(self, index: int) -> Path:
+        return self.root / f"slice_{index:05d}.extras.pt"
+
+    def save_extras(self, start: int, extras: dict[str, torch.Tensor]) -> None:
+        """Save each slice's further sampler outputs (``extras[name][k]`` for slice ``start + k``) atomically."""
+        if not extras:
+            return
+        for k in range(next(iter(extras.values())).shape[0]):
+            with atomic_path(self.extras_path(start + k)) as tmp:
+                torch.save({name: v[k].detach().cpu().clone() for name, v in extras.items()}, tmp)
+
+    def load_extras(self, indices: range) -> dict[str, torch.Tensor]:
+        """The saved further outputs of slices ``indices``, stacked (empty when none were saved); a file that is
+        not a dict of tensors is an ``InputError`` naming it."""
+        if not all(self.extras_path(i).is_file() for i in indices):
+            return {}
+        parts = []
+        for i in indices:
+            path = self.extras_path(i)
+            t = load_tensors(path)
+            if not isinstance(t, dict) or not all(isinstance(v, torch.Tensor) for v in t.values()):
+                raise InputError(path, f"expected a dict of saved tensors, found {type(t).__name__}")
+            parts.append(t)
+        return {name: torch.stack([p[name] for p in parts]) for name in parts[0]}
+
     def load_slices(self, indices: range, shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """Stack the saved slices ``indices`` (weights-only loading; nothing is unpickled).
 

@@ -38,7 +38,7 @@ from .noise import resolve_sigma_y
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
-from .sampling import SamplerComponent, sample_chunk
+from .sampling import SamplerComponent, check_sampler_noise, sample_chunk
 from .spec import JobSpec, naming_job_file
 
 __all__ = [
@@ -80,6 +80,7 @@ class JobResult:
     metrics: dict[str, dict[str, float]]
     record: dict[str, Any]
     files: list[Path] = field(default_factory=list)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # SMC: std, lower, upper (S, h, w), data units
 
 
 def _device(name: str) -> torch.device:
@@ -259,6 +260,42 @@ def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float 
     }
 
 
+UNCERTAINTY_MAPS = ("std", "lower", "upper")
+
+
+def _ensemble_outputs(
+    extras: list[dict[str, torch.Tensor]], crop: tuple[int, int]
+) -> tuple[dict[str, np.ndarray], dict[str, Any] | None]:
+    """The SMC ensembles' maps (cropped, data units) and their ESS / resampling summary; nothing for samplers
+    without further outputs."""
+    if not extras or not all(UNCERTAINTY_MAPS[0] in e for e in extras):
+        return {}, None
+    merged = {k: torch.cat([e[k] for e in extras]) for k in extras[0]}
+    maps = {k: magnitude(merged[k], crop) for k in UNCERTAINTY_MAPS}
+    ess = merged["ess"].to(torch.float64)
+    summary = {
+        "ess_final": [round(float(v), 4) for v in ess[:, -1]],
+        "ess_min": [round(float(v), 4) for v in ess.min(1).values],
+        "resamples": [int(v) for v in merged["resamples"]],
+    }
+    return maps, summary
+
+
+def _calibration(reference: np.ndarray | None, recon: np.ndarray, maps: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Coverage of the credible intervals (all pixels and the foreground) and the z-score summary."""
+    if reference is None:
+        return {}
+    from ..metrics import foreground, interval_coverage, z_histogram, z_scores
+
+    fg = foreground(reference)
+    z = z_histogram(z_scores(reference, recon, maps["std"])[fg])
+    return {
+        "coverage": interval_coverage(reference, maps["lower"], maps["upper"]),
+        "coverage_foreground": interval_coverage(reference, maps["lower"], maps["upper"], fg),
+        "z_foreground": {"mean": z["mean"], "std": z["std"]},
+    }
+
+
 def _versions() -> dict[str, str]:
     return {
         "medrecon": __version__,
@@ -309,6 +346,7 @@ def run_job(
         scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
     scale = scale_info["scale"]
     sigma_y, noise_info = resolve_sigma_y(run.sigma_y, job.volume, problem)
+    check_sampler_noise(job.sampler, sigma_y)
     ensure_writable_dir(out_dir)
     with OutputLock(out_dir):  # one job per output folder; released on success and failure
         partial = PartialRun(out_dir)
@@ -321,11 +359,13 @@ def run_job(
         if resumed_from is not None and on_resume is not None:
             on_resume(resumed_from)
         images: list[torch.Tensor] = []
+        extras: list[dict[str, torch.Tensor]] = []
         chunk_records = []
         bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
         for k, idx in enumerate(chunks):
             if resumed and partial.has_slices(idx):
                 images.append(partial.load_slices(idx, problem.image_shape))
+                extras.append(partial.load_extras(idx))
                 chunk_records.append(
                     {"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k), "reused": True}
                 )
@@ -335,7 +375,7 @@ def run_job(
             op = problem.operator_for(sl).to(job.device)
             y = (problem.y[sl] / scale).to(job.device)
             generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
-            x, timing = sample_chunk(
+            x, timing, chunk_extras = sample_chunk(
                 job.sampler,
                 job.prior,
                 op,
@@ -348,8 +388,11 @@ def run_job(
                 callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
             )
             x = (x * scale).cpu()
+            chunk_extras = {k: (v * scale if k in UNCERTAINTY_MAPS else v).cpu() for k, v in chunk_extras.items()}
+            partial.save_extras(idx.start, chunk_extras)  # before the slices: a saved slice has its maps
             partial.save_slices(idx.start, x)
             images.append(x)
+            extras.append(chunk_extras)
             chunk_records.append(
                 {
                     "chunk": k,
@@ -363,6 +406,7 @@ def run_job(
         bar.close()
         t_sampled = time.perf_counter()
         recon = magnitude(torch.cat(images), problem.crop)
+        maps, ensemble = _ensemble_outputs(extras, problem.crop)
 
         baseline_images: dict[str, np.ndarray] = {}
         baseline_seconds: dict[str, float] = {}
@@ -416,7 +460,9 @@ def run_job(
                 "baselines_s": baseline_seconds,
             },
         }
-        result = JobResult(out_dir, recon, baseline_images, ref, metrics, record)
+        if ensemble is not None:
+            record["uncertainty"] = {"level": job.sampler.sampler.level, **ensemble, **_calibration(ref, recon, maps)}
+        result = JobResult(out_dir, recon, baseline_images, ref, metrics, record, maps=maps)
         result.files = write_outputs(result, job)
         record["timings"]["total_s"] = time.perf_counter() - t_start
         record["timings"]["process_cpu_s"] = time.process_time() - cpu_start

@@ -30,8 +30,12 @@ __all__ = [
     "dps",
     "mcg",
     "red_diff",
+    "afdps",
+    "check_sampler_noise",
     "sample_chunk",
     "score_pc",
+    "smc",
+    "tds",
 ]
 
 
@@ -266,6 +270,133 @@ def red_diff(
         _grid(prior_meta, steps, grid), lr=lr, lam=lam, weighting=weighting, init=init))
 
 
+_FRACTION = Range(0, 1, lo_open=True)  # ESS thresholds
+_LEVEL = Range(0, 1, lo_open=True, hi_open=True)  # credible levels
+
+
+def _ensemble(name: str, prior_meta: dict[str, Any], build: Callable[..., Any], settings: dict[str, Any],
+              steps: int, particles: int, grid: str, clip: bool | None, **options: Any) -> SamplerComponent:
+    """An SMC sampler on the prior's grid (``clip``: the prior's data range; none: the modality's DDS choice)."""
+    _positive(steps=steps, particles=particles)
+    clip = D.dds_for(prior_meta.get("modality")).clip if clip is None else clip
+    return _checked(name, lambda: build(
+        particles, sigmas=_grid(prior_meta, steps, grid), clip=_data_range(prior_meta) if clip else None,
+        **options), {**settings, "clip": clip})
+
+
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
+def smc(
+    prior_meta: dict[str, Any],
+    *,
+    particles: int = D.SMC.particles,
+    steps: int = D.SMC.steps,
+    ess_threshold: float = D.SMC.ess_threshold,
+    lam: float = D.SMC.lam,
+    cg_iters: int = D.SMC.cg_iters,
+    level: float = D.SMC.level,
+    grid: Literal["karras", "vp"] = "karras",
+    clip: bool | None = None,
+) -> SamplerComponent:
+    """SMC ensemble without back-propagation: particles weighted by the Tweedie twist N(y; A D(x), sigma_y^2 I +
+    r^2 A A^H), moved by gradient proposals through the isotropic Jacobian; outputs the weighted mean, std and
+    credible-interval maps and the ESS trace. Needs sigma_y > 0.
+
+    Args:
+        particles: particles per slice (network samples per call = particles x slices in a chunk).
+        steps: noise levels (= network calls).
+        ess_threshold: resample a slice's particles when their normalised ESS falls below this.
+        lam: weight of the twist's Tweedie variance.
+        cg_iters: CG iterations of the twist's measurement-space solve.
+        level: credible level of the interval maps.
+        grid: noise levels: karras over the prior's trained range, or vp.
+        clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
+    """
+    from ..samplers import smc as ensembles
+
+    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
+                "cg_iters": cg_iters, "level": level, "grid": grid}
+    return _ensemble("smc", prior_meta, ensembles.smc, settings, steps, particles, grid, clip,
+                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
+                     tol=1e-6, level=level)
+
+
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
+def tds(
+    prior_meta: dict[str, Any],
+    *,
+    particles: int = D.SMC.particles,
+    steps: int = D.SMC.steps,
+    ess_threshold: float = D.SMC.ess_threshold,
+    lam: float = D.SMC.lam,
+    cg_iters: int = D.SMC.cg_iters,
+    level: float = D.SMC.level,
+    grid: Literal["karras", "vp"] = "karras",
+    clip: bool | None = None,
+) -> SamplerComponent:
+    """Twisted diffusion sampler: the SMC ensemble with gradient proposals through the network (one
+    vector-Jacobian product per step). Needs sigma_y > 0.
+
+    Args:
+        particles: particles per slice.
+        steps: noise levels (= network calls, each with a backward pass).
+        ess_threshold: resample when the normalised ESS falls below this.
+        lam: weight of the twist's Tweedie variance.
+        cg_iters: CG iterations of the twist's measurement-space solve.
+        level: credible level of the interval maps.
+        grid: noise levels: karras over the prior's trained range, or vp.
+        clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
+    """
+    from ..samplers import smc as ensembles
+
+    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
+                "cg_iters": cg_iters, "level": level, "grid": grid}
+    return _ensemble("tds", prior_meta, ensembles.tds, settings, steps, particles, grid, clip,
+                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
+                     tol=1e-6, level=level)
+
+
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, cg_iters=_ONE, level=_LEVEL,
+              corrector_steps=_NON_NEGATIVE, kappa=_NON_NEGATIVE)
+def afdps(
+    prior_meta: dict[str, Any],
+    *,
+    particles: int = D.SMC.particles,
+    steps: int = D.SMC.steps,
+    variant: Literal["ode", "sde"] = "ode",
+    corrector_steps: int = D.SMC.corrector_steps,
+    kappa: float = 0.0,
+    ess_threshold: float = D.SMC.ess_threshold,
+    cg_iters: int = D.SMC.cg_iters,
+    level: float = D.SMC.level,
+    grid: Literal["karras", "vp"] = "karras",
+    clip: bool | None = None,
+) -> SamplerComponent:
+    """AFDPS-style ensemble: particles tilted by the likelihood at the noisy image, from the exact Gaussian start;
+    ode (DDIM transport + Langevin corrector) or sde (the ancestral kernel conditioned on the likelihood).
+    Needs sigma_y > 0.
+
+    Args:
+        particles: particles per slice.
+        steps: noise levels.
+        variant: ode or sde.
+        corrector_steps: Langevin steps per level (ode; each one network call).
+        kappa: anneal the likelihood width as sigma_y^2 + kappa sigma^2 (0: AFDPS's plain likelihood).
+        ess_threshold: resample when the normalised ESS falls below this.
+        cg_iters: CG iterations of the measurement-space solves.
+        level: credible level of the interval maps.
+        grid: noise levels: karras over the prior's trained range, or vp.
+        clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
+    """
+    from ..samplers import smc as ensembles
+
+    settings = {"particles": particles, "steps": steps, "variant": variant, "corrector_steps": corrector_steps,
+                "kappa": kappa, "ess_threshold": ess_threshold, "cg_iters": cg_iters, "level": level,
+                "grid": grid}
+    return _ensemble("afdps", prior_meta, ensembles.afdps, settings, steps, particles, grid, clip,
+                     variant=variant, corrector_steps=corrector_steps, kappa=kappa, ess_threshold=ess_threshold,
+                     cg_iters=cg_iters, tol=1e-6, level=level)
+
+
 SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "dds": dds,
     "ddim_projection": ddim_projection,
@@ -273,7 +404,22 @@ SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "mcg": mcg,
     "score_pc": score_pc,
     "red_diff": red_diff,
+    "smc": smc,
+    "tds": tds,
+    "afdps": afdps,
 }
+
+
+ENSEMBLES = ("smc", "tds", "afdps")
+
+
+def check_sampler_noise(component: SamplerComponent, sigma_y: float) -> None:
+    """Refuse ``sigma_y = 0`` for the SMC ensembles (their weights need the likelihood's density), before any
+    compute."""
+    if component.name in ENSEMBLES and not sigma_y > 0:
+        raise ConfigError(
+            f"run.sigma_y = {sigma_y:g}: sampler.kind = {component.name!r} weighs particles by the likelihood, "
+            "which needs measurement noise sigma_y > 0 (set run.sigma_y, or 'auto' on data with noise)")
 
 
 def sample_chunk(
@@ -287,8 +433,10 @@ def sample_chunk(
     checkpoint_every: int,
     progress: bool,
     callback: Callable[[Any], None] | None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Run one chunk ``y`` ``(b, *range)`` to the end; returns ``x`` ``(b, H, W)`` and its timings.
+) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]]:
+    """Run one chunk ``y`` ``(b, *range)`` to the end; returns ``x`` ``(b, H, W)``, its timings and the sampler's
+    further outputs (the SMC ensembles' ``std``, ``lower``, ``upper`` maps ``(b, H, W)``, ``ess`` ``(b, steps +
+    1)`` and ``resamples`` ``(b,)``; empty for the other samplers).
 
     ``checkpoint`` is a folder: an existing checkpoint there is resumed (state and generator), and a new one
     is written every ``checkpoint_every`` steps.
@@ -313,4 +461,4 @@ def sample_chunk(
         "network_s": result.network_seconds,
         "step_s": [round(s.seconds, 6) for s in result.steps],
     }
-    return result.x, timing
+    return result.x, timing, result.outputs

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from medrecon.metrics.calibration import effective_sample_size
+
 __all__ = ["ess_fraction", "gather_particles", "normalised", "systematic_indices", "weighted_summary"]
 
 
@@ -14,8 +16,7 @@ def normalised(log_weights: torch.Tensor) -> torch.Tensor:
 
 def ess_fraction(log_weights: torch.Tensor) -> torch.Tensor:
     """Normalised effective sample size ``1 / (P sum_p w_p^2)`` per image, in ``(0, 1]``; shape ``(B,)``."""
-    w = torch.softmax(log_weights.to(torch.float64), dim=0)
-    return (1.0 / (w.shape[0] * (w**2).sum(0))).to(log_weights.dtype)
+    return effective_sample_size(log_weights, dim=0)
 
 
 def systematic_indices(log_weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
