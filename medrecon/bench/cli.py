@@ -11,6 +11,8 @@ SUITES: dict[str, str] = {
     "prior": "denoising PSNR of the shipped priors vs a Wiener denoiser; sample grids",
     "quality": "PSNR/SSIM of samplers vs classical baselines on held-out MRI and CT",
     "samplers": "per-step time split (network vs rest) of DDS, DPS, RED-Diff",
+    "posterior": "distance of every sampler from exact Gaussian-mixture posteriors",
+    "ensembles": "SMC particles per second, memory per particle, calibration on prior draws",
 }
 
 

@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coil-maps", choices=("lowres", "espirit"), default=D.COIL_MAPS.method,
                         help="MRI coil maps from the calibration lines (default: the jobs' default)")
     parser.add_argument("--samplers", default="dds,pc,dps,red_diff",
-                        help="comma-separated subset of dds,pc,dps,red_diff")
+                        help="comma-separated subset of dds,pc,dps,red_diff,smc,tds")
+    parser.add_argument("--particles", type=int, default=D.SMC.particles, help="particles of smc and tds")
+    parser.add_argument("--smc-steps", type=int, default=D.SMC.steps, help="noise levels of smc and tds")
     parser.add_argument("--long-steps", type=int, default=None,
                         help="noise levels of the long samplers (default: medrecon.defaults; 25 with --quick)")
     parser.add_argument("--dds-steps", default="20,50", help="comma-separated DDS step counts (3,5 with --quick)")
@@ -111,6 +113,11 @@ def method_specs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     if "red_diff" in chosen:
         steps = D.RED_DIFF.steps if not args.quick else 10
         rows.append((f"RED-Diff {steps} NFE", {"kind": "red_diff", "steps": steps}))
+    for kind in ("smc", "tds"):
+        if kind in chosen:
+            steps = 5 if args.quick else args.smc_steps
+            rows.append((f"{kind.upper()} {args.particles} particles x {steps} NFE",
+                         {"kind": kind, "particles": args.particles, "steps": steps}))
     return rows
 
 
@@ -163,6 +170,12 @@ def run_task(name: str, data: dict, op: dict, methods: list[tuple[str, dict]], d
             timings = result.record["timings"]
             nfe = int(result.record["chunks"][0]["nfe"])
             rows.append(_row(name, label, nfe, ref, result.reconstruction, timings["sampling_s"]))
+            unc = result.record.get("uncertainty")
+            if unc and "coverage" in unc:
+                print(f"{name}, {label}: {unc['level']:.0%} interval coverage {unc['coverage']:.3f} (foreground "
+                      f"{unc['coverage_foreground']:.3f}); z std {unc['z_foreground']['std']:.2f}; final ESS "
+                      f"{np.mean(unc['ess_final']):.2f}, resampled {np.mean(unc['resamples']):.1f} times",
+                      flush=True)
             for base in baselines:
                 rows.append(_row(name, LABELS[base], 0, ref, result.baselines[base], timings["baselines_s"][base]))
         if oracle and modality == "mri":
