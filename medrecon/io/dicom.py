@@ -164,8 +164,15 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None,
         if (int(_require(ds, path, "Rows")), int(_require(ds, path, "Columns"))) != shape:
             raise InputError(path, "image size differs from the rest of the series", "Rows")
         pos = np.asarray([float(v) for v in _require(ds, path, "ImagePositionPatient")], dtype=np.float64)
+        if pos.shape != (3,) or not np.isfinite(pos).all():
+            raise InputError(path, f"expected three finite coordinates, got {pos.size} values",
+                             "ImagePositionPatient")
         slope = float(_require(ds, path, "RescaleSlope"))
+        if not np.isfinite(slope) or slope == 0:
+            raise InputError(path, f"RescaleSlope = {slope:g} maps every pixel to one value", "RescaleSlope")
         intercept = float(_require(ds, path, "RescaleIntercept"))
+        if not np.isfinite(intercept):
+            raise InputError(path, f"RescaleIntercept = {intercept:g} is not finite", "RescaleIntercept")
         positions.append(pos)
         entries.append((float(pos @ normal), path, ds, slope, intercept))
     order = sorted(range(len(entries)), key=lambda i: entries[i][0])
@@ -297,6 +304,8 @@ def write_dicom_series(
                     setattr(ds, tag, template.get(tag))
                 elif tag in shared:
                     setattr(ds, tag, shared[tag])
+            if any(not str(ds.get(tag, "")).isascii() for tag in ("PatientName", "PatientID", "StudyDescription")):
+                ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names outside ASCII stay readable
             ds.SOPClassUID = CT_IMAGE_STORAGE
             ds.SOPInstanceUID = sop_uid
             ds.SeriesInstanceUID = series_uid

@@ -175,6 +175,9 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(weights, f"not a valid safetensors file ({err})") from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(weights, f"tensor {name!r} holds NaN or infinite values", "weights")
     arch = meta["architecture"]
     if arch.get("name") != "monai.DiffusionModelUNet":
         raise InputError(sidecar, f"unknown architecture {arch.get('name')!r}", "architecture.name")
