@@ -62,3 +62,17 @@ def test_nan_weights_in_a_prior_are_named_by_its_weights_file(tmp_path):
         load_prior(folder / "mri.json")
     assert info.value.field == "weights" and "mri.safetensors" in str(info.value) and name in str(info.value)
     assert torch.isnan(state[name]).any()
+
+
+@pytest.mark.parametrize("baseline", ["tv", "fbp"])
+def test_a_baseline_of_the_other_modality_is_refused_before_compute(tmp_path, baseline):
+    from medrecon.errors import ConfigError
+    from medrecon.jobs.run import run_job
+    from medrecon.jobs.spec import load_spec
+    from tests.test_jobs_support import mri_job_text, stand_in_registered, write_tiny_fastmri
+
+    job = tmp_path / "job.toml"
+    job.write_text(mri_job_text(write_tiny_fastmri(tmp_path / "vol.h5"), tmp_path / "out"))
+    with stand_in_registered(), pytest.raises(ConfigError, match=rf"run\.baselines: '{baseline}' is a CT baseline"):
+        run_job(load_spec(job, [f'run.baselines=["{baseline}"]']), progress=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

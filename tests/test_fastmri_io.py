@@ -79,8 +79,10 @@ def _edit(path, fn):
         (lambda hf: (hf.__delitem__("ismrmrd_header"), hf.create_dataset("ismrmrd_header", data=b"<not xml")),
          "ismrmrd_header"),
         (lambda hf: hf.create_dataset("mask", data=np.ones(7)), "mask"),
+        (lambda hf: (n := hf["reconstruction_rss"].shape[0], hf.__delitem__("reconstruction_rss"),
+                     hf.create_dataset("reconstruction_rss", data=np.ones((n, 5, 5)))), "reconstruction_rss"),
     ],
-    ids=["no-kspace", "kspace-2d", "kspace-real", "recon-slices", "bad-header", "mask-length"],
+    ids=["no-kspace", "kspace-2d", "kspace-real", "recon-slices", "bad-header", "mask-length", "recon-size"],
 )
 def test_bad_structure_names_file_and_field(multicoil, edit, field):
     path = _edit(multicoil[0], edit)

@@ -184,6 +184,10 @@ def _info(path: Path, hf) -> FastMRIInfo:
     has_header = "ismrmrd_header" in hf
     if has_header:
         encoded, recon, padding = _parse_header(path, hf["ismrmrd_header"][()])
+        for key in reconstructions:
+            if tuple(int(n) for n in hf[key].shape[-2:]) != tuple(recon):
+                raise InputError(path, f"{key} is {tuple(hf[key].shape[-2:])} but the header's reconSpace is "
+                                 f"{tuple(recon)}", key)
     else:
         encoded, padding = (*grid, 1), None
         recon = tuple(int(n) for n in hf[reconstructions[0]].shape[-2:]) if reconstructions else grid

@@ -16,7 +16,8 @@ from .registry import Range, value_ranges
 _ONE = Range(1)
 _NON_NEGATIVE = Range(0)
 
-__all__ = ["BASELINES", "cg_sense", "cgls", "fbp", "l1_wavelet", "tv", "zero_filled"]
+__all__ = ["BASELINES", "MODALITY", "cg_sense", "cgls", "check_baseline_modality", "fbp", "l1_wavelet", "tv",
+           "zero_filled"]
 
 
 def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
@@ -100,3 +101,16 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "cgls": cgls,
     "tv": tv,
 }
+
+MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp": "ct", "cgls": "ct", "tv": "ct"}
+
+
+def check_baseline_modality(names: list[str], modality: str) -> None:
+    """Refuse a baseline of the other modality (e.g. the CT ``tv`` on an MRI job) before any compute."""
+    from ..errors import ConfigError
+
+    for name in names:
+        if MODALITY.get(name, modality) != modality:
+            fitting = ", ".join(k for k, v in MODALITY.items() if v == modality)
+            raise ConfigError(f"run.baselines: {name!r} is a {MODALITY[name].upper()} baseline and this is an "
+                              f"{modality.upper()} job (its baselines: {fitting})")

@@ -181,6 +181,9 @@ def _prepare(spec: JobSpec, registry: Registry) -> PreparedJob:
     from ..priors.meta import meta_of
 
     sampler = registry.get("sampler", spec.sampler.kind).build(meta_of(prior), **spec.sampler.options)
+    from .baselines import check_baseline_modality
+
+    check_baseline_modality(list(spec.baselines), volume.modality)
     baselines = {
         name: functools.partial(registry.get("baseline", name).build, **options)
         for name, options in spec.baselines.items()
