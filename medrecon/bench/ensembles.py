@@ -31,32 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration-noise", type=float, default=0.01, help="k-space noise std (prior units)")
 
 
-def _ct_prior(device: torch.device) -> torch.nn.Module:
-    import tomllib
-
-    from medrecon.bench.samplers import MODEL_TOML
-    from medrecon.priors.adapters import EDMDenoiser
-    from medrecon.priors.network import build_unet
-
-    model = tomllib.loads(MODEL_TOML.read_text())["model"]
-    net = build_unet({**model, "in_channels": 1, "out_channels": 1})
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-    net = net.to(device).eval().requires_grad_(False)
-
-    class Channel(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x, sigma):
-            return self.inner(x[:, None], sigma)[:, 0]
-
-    return Channel(EDMDenoiser(net, sigma_data=0.5, c_noise_scale=1000.0)).to(device)
-
-
 def _ct_problem(device: torch.device):
     from medrecon.samplers import InverseProblem
     from operators.ct import parallel_beam, sparse_view_angles
@@ -157,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
              "| problem | sampler | P | step (s) | s per particle-step | step / network | state per particle (MiB) "
              "| CUDA peak per particle (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for problem_name in args.problems.split(","):
-        prior = build_timing_prior(device) if problem_name == "mri" else _ct_prior(device)
+        prior = build_timing_prior(device, complex_images=problem_name == "mri")
         problem = mri_problem(128, 8, 1, device) if problem_name == "mri" else _ct_problem(device)
         for kind in args.kinds.split(","):
             for p in counts:

@@ -25,21 +25,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samplers", default="dds,dps,reddiff", help="comma-separated subset of dds,dps,reddiff")
 
 
-def build_timing_prior(device: torch.device) -> torch.nn.Module:
-    """The shipped MRI prior's network (random weights) behind EDM preconditioning and complex-as-channels."""
+def build_timing_prior(device: torch.device, complex_images: bool = True) -> torch.nn.Module:
+    """The shipped priors' network (random weights) behind EDM preconditioning: complex-as-channels (MRI) or one
+    real channel (CT)."""
     import tomllib
 
-    from medrecon.priors.adapters import ComplexAsChannels, EDMDenoiser
+    from medrecon.priors.adapters import AddChannel, ComplexAsChannels, EDMDenoiser
     from medrecon.priors.network import build_unet
 
     model = tomllib.loads(MODEL_TOML.read_text())["model"]
-    net = build_unet({**model, "in_channels": 2, "out_channels": 2})
+    channels = 2 if complex_images else 1
+    net = build_unet({**model, "in_channels": channels, "out_channels": channels})
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(0.02 * torch.randn(p.shape, generator=gen))
     net = net.to(device).eval().requires_grad_(False)
-    return ComplexAsChannels(EDMDenoiser(net, sigma_data=0.5, c_noise_scale=1000.0)).to(device)
+    inner = EDMDenoiser(net, sigma_data=0.5, c_noise_scale=1000.0)
+    return (ComplexAsChannels(inner) if complex_images else AddChannel(inner)).to(device)
 
 
 def mri_problem(size: int, coils: int, batch: int, device: torch.device):

@@ -284,6 +284,18 @@ def _ensemble(name: str, prior_meta: dict[str, Any], build: Callable[..., Any], 
         **options), {**settings, "clip": clip})
 
 
+def _tweedie_ensemble(name: str, prior_meta: dict[str, Any], particles: int, steps: int, ess_threshold: float,
+                      lam: float, cg_iters: int, level: float, grid: str, clip: bool | None) -> SamplerComponent:
+    """``smc`` or ``tds`` (the Tweedie twist with the isotropic or the network Jacobian) on the prior's grid."""
+    from ..samplers import smc as ensembles
+
+    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
+                "cg_iters": cg_iters, "level": level, "grid": grid}
+    return _ensemble(name, prior_meta, getattr(ensembles, name), settings, steps, particles, grid, clip,
+                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
+                     tol=1e-6, level=level)
+
+
 @value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
 def smc(
     prior_meta: dict[str, Any],
@@ -311,13 +323,7 @@ def smc(
         grid: noise levels: karras over the prior's trained range, or vp.
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
-    from ..samplers import smc as ensembles
-
-    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
-                "cg_iters": cg_iters, "level": level, "grid": grid}
-    return _ensemble("smc", prior_meta, ensembles.smc, settings, steps, particles, grid, clip,
-                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
-                     tol=1e-6, level=level)
+    return _tweedie_ensemble("smc", prior_meta, particles, steps, ess_threshold, lam, cg_iters, level, grid, clip)
 
 
 @value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
@@ -346,13 +352,7 @@ def tds(
         grid: noise levels: karras over the prior's trained range, or vp.
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
-    from ..samplers import smc as ensembles
-
-    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
-                "cg_iters": cg_iters, "level": level, "grid": grid}
-    return _ensemble("tds", prior_meta, ensembles.tds, settings, steps, particles, grid, clip,
-                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
-                     tol=1e-6, level=level)
+    return _tweedie_ensemble("tds", prior_meta, particles, steps, ess_threshold, lam, cg_iters, level, grid, clip)
 
 
 @value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, cg_iters=_ONE, level=_LEVEL,
