@@ -76,3 +76,15 @@ def test_a_baseline_of_the_other_modality_is_refused_before_compute(tmp_path, ba
     with stand_in_registered(), pytest.raises(ConfigError, match=rf"run\.baselines: '{baseline}' is a CT baseline"):
         run_job(load_spec(job, [f'run.baselines=["{baseline}"]']), progress=False)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("position", [0, 2, 4])
+@pytest.mark.parametrize("keep", [400, 900])
+def test_a_truncated_header_anywhere_in_a_series_names_that_file(tmp_path, position, keep):
+    """First, middle and last file cut inside the header: the error names the cut file, never a neighbour."""
+    _, files = _synthetic(tmp_path / "s", depth=5)
+    target = sorted(files)[position]
+    target.write_bytes(target.read_bytes()[:keep])
+    with pytest.raises(InputError) as info:
+        read_dicom_series(tmp_path / "s")
+    assert target.name in str(info.value)
