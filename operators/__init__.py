@@ -22,6 +22,7 @@ from .masks import (
     variable_density_mask,
 )
 from .mri import Coils, FFT2c, MultiCoilMRI, Subsample, fft2c, ifft2c, multicoil_mri
+from .selection import SelectRows
 from .solvers import cg, inner, power_norm
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "MatrixOperator",
     "MultiCoilMRI",
     "Scaled",
+    "SelectRows",
     "Subsample",
     "Sum",
     "acceleration",

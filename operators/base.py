@@ -150,6 +150,14 @@ class Composition(LinearOperator):
         ops[index] = op
         return Composition(*ops)
 
+    def with_factor(self, kind: type, op: LinearOperator) -> Composition:
+        """A new composition with its one factor of type ``kind`` swapped for ``op`` (by type, not position:
+        ``A.with_factor(Subsample, Subsample(new_mask))``); an error when ``kind`` occurs not exactly once."""
+        found = [k for k, factor in enumerate(self.ops) if isinstance(factor, kind)]
+        if len(found) != 1:
+            raise ValueError(f"{self!r} has {len(found)} factors of type {kind.__name__}; expected exactly one")
+        return self.replace(found[0], op)
+
     def __repr__(self) -> str:
         return " @ ".join(repr(op) for op in self.ops)
 
