@@ -8,6 +8,7 @@ from .base import (
     Scaled,
     Sum,
 )
+from .batching import RepeatBatch
 from .coil_maps import espirit_maps, lowres_maps
 from .ct import CTProjector, fan_beam, limited_angle_angles, parallel_beam, sparse_view_angles
 from .dense import Diagonal, MatrixOperator
@@ -24,12 +25,14 @@ from .masks import (
 from .mri import Coils, FFT2c, MultiCoilMRI, Subsample, fft2c, ifft2c, multicoil_mri
 from .selection import SelectRows
 from .solvers import cg, inner, power_norm
+from .ultrasound import Demodulate, Probe, PulseEcho, ScanLines, SourceMixture, haze_mixture
 
 __all__ = [
     "Adjoint",
     "AdjointAsBackward",
     "CTProjector",
     "Coils",
+    "Demodulate",
     "Composition",
     "Diagonal",
     "FFT2c",
@@ -38,7 +41,10 @@ __all__ = [
     "Mask",
     "MatrixOperator",
     "MultiCoilMRI",
+    "Probe",
+    "PulseEcho",
     "Scaled",
+    "RepeatBatch",
     "SelectRows",
     "Subsample",
     "Sum",
@@ -50,6 +56,7 @@ __all__ = [
     "espirit_maps",
     "fan_beam",
     "fft2c",
+    "haze_mixture",
     "ifft2c",
     "inner",
     "limited_angle_angles",
