@@ -72,3 +72,47 @@ def test_bad_row_indices_are_refused():
         SelectRows([1, 1], 5)
     with pytest.raises(ValueError, match="expected 5 rows"):
         SelectRows([1], 5)(torch.zeros(2, 4, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_per_sample_rows_match_each_samples_own_selection(dtype):
+    chosen = torch.tensor([[4, 0, 7], [1, 2, 8]])
+    op = SelectRows(chosen, total=9)
+    check_adjoint(op, (2, 9, 5), dtype, torch.Generator().manual_seed(6))
+    x = torch.randn(3, 2, 9, 5, dtype=dtype, generator=torch.Generator().manual_seed(7))  # (particles, B, ...)
+    y = op(x)
+    for b in range(2):
+        torch.testing.assert_close(y[:, b], SelectRows(chosen[b], 9)(x[:, b]))
+    back = op.adjoint(y)
+    for b in range(2):
+        torch.testing.assert_close(back[:, b], SelectRows(chosen[b], 9).adjoint(y[:, b]))
+    assert_operator_contract(SelectRows(chosen, total=9), (2, 9, 4), torch.float32)
+
+
+def test_per_sample_rows_along_the_last_dimension_and_bad_batches():
+    op = SelectRows(torch.tensor([[0, 3], [2, 1]]), total=4, dim=-1, sample_dim=-3)  # (B, T, lines)
+    x = torch.arange(2 * 3 * 4, dtype=torch.float64).reshape(2, 3, 4)
+    torch.testing.assert_close(op(x), torch.stack([x[0][:, [0, 3]], x[1][:, [2, 1]]]))
+    check_adjoint(op, (2, 3, 4), torch.float64, torch.Generator().manual_seed(8))
+    with pytest.raises(ValueError, match="for 2 samples, got 3"):
+        op(torch.zeros(3, 3, 4))
+    with pytest.raises(ValueError, match="distinct"):
+        SelectRows(torch.tensor([[0, 1], [2, 2]]), 4)
+
+
+def test_repeat_batch_applies_the_operator_to_every_copy_of_its_batch():
+    from operators import RepeatBatch
+
+    g = torch.Generator().manual_seed(9)
+    smaps = torch.randn(2, 3, 8, 8, dtype=torch.complex64, generator=g)  # per-problem coil maps, B = 2
+    masks = torch.rand(2, 1, 1, 8, generator=g) < 0.5
+    a = multicoil_mri(smaps, torch.ones(8, dtype=torch.bool)).with_factor(Subsample, Subsample(masks))
+    flat = RepeatBatch(a, 3, domain_ndim=2, range_ndim=3)
+    x = torch.randn(6, 8, 8, dtype=torch.complex64, generator=g)  # 3 copies of the 2 problems, copy-major
+    y = flat(x)
+    for r in range(3):
+        torch.testing.assert_close(y[2 * r:2 * r + 2], a(x[2 * r:2 * r + 2]))
+    check_adjoint(flat, (6, 8, 8), torch.complex64, g)
+    assert_operator_contract(flat, (6, 8, 8), torch.complex64)
+    with pytest.raises(ValueError, match="not 3 copies"):
+        flat(torch.zeros(4, 8, 8, dtype=torch.complex64))

@@ -14,7 +14,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .problem import InverseProblem
 from .state import Sampler, State
 
-__all__ = ["RunResult", "StepInfo", "TimedDenoiser", "run"]
+__all__ = ["RunResult", "StepInfo", "TimedDenoiser", "run", "timed_step"]
 
 
 def _sync(device: torch.device) -> None:
@@ -139,6 +139,21 @@ def run(
     return RunResult(torch.cat(outputs, 0), state, infos, merged)
 
 
+def timed_step(
+    sampler: Sampler, state: State, problem: InverseProblem | None, timed: TimedDenoiser,
+    generator: torch.Generator,
+) -> tuple[State, StepInfo]:
+    """One ``sampler.step`` and its ``StepInfo`` (wall time, the network's share and calls)."""
+    sigma = sampler.sigmas[state.step]
+    calls, net = timed.calls, timed.seconds
+    _sync(state.x.device)
+    start = time.perf_counter()
+    state = sampler.step(state, problem, timed, generator)
+    _sync(state.x.device)
+    info = StepInfo(state.step - 1, sigma, time.perf_counter() - start, timed.seconds - net, timed.calls - calls)
+    return state, info
+
+
 def _run_chunk(sampler, problem, denoiser, generator, shape, dtype, device, progress, callbacks, folder, every):
     from tqdm.auto import tqdm
 
@@ -149,18 +164,10 @@ def _run_chunk(sampler, problem, denoiser, generator, shape, dtype, device, prog
         state = sampler.init(problem, timed, generator, shape, dtype, device)
         if folder is not None:
             state = load_checkpoint(folder, generator, state.x.device, meta) or state
-        dev = state.x.device
         infos: list[StepInfo] = []
         bar = tqdm(total=sampler.num_steps, initial=state.step, disable=not progress, leave=False)
         while state.step < sampler.num_steps:
-            sigma = sampler.sigmas[state.step]
-            calls, net = timed.calls, timed.seconds
-            _sync(dev)
-            start = time.perf_counter()
-            state = sampler.step(state, problem, timed, generator)
-            _sync(dev)
-            info = StepInfo(state.step - 1, sigma, time.perf_counter() - start, timed.seconds - net,
-                            timed.calls - calls)
+            state, info = timed_step(sampler, state, problem, timed, generator)
             infos.append(info)
             for cb in callbacks:
                 cb(state, info)

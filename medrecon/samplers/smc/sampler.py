@@ -33,6 +33,7 @@ a checkpoint resumes bit-identically.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Literal
 
 import torch
@@ -258,6 +259,20 @@ class TwistedSMC(Sampler):
         aux["ess"] = aux["ess"].clone()
         aux["ess"][k + 1] = ess_fraction(log_w)
         return State(x_next, x0_next, log_w, k + 1, aux)
+
+    def retarget(self, state: State, problem: InverseProblem, denoiser: Denoiser) -> State:
+        """The same particles under new measurements (more lines acquired): the target changes from
+        ``p psi_old`` to ``p psi_new``, so each log-weight gains ``log psi_new - log psi_old`` (one network call);
+        the cached operator norm is dropped."""
+        aux = {k: v for k, v in state.aux.items() if k != "op_norm2"}
+        if "log_twist" not in aux:  # before the first step: the start is weighted under the new problem then
+            return replace(state, aux=aux)
+        x0, log_psi, grad = self._evaluate(denoiser, state.x, self.sigmas[state.step], problem)
+        log_w = state.log_weights + log_psi - aux["log_twist"]
+        aux["log_twist"] = log_psi
+        if grad is not None:
+            aux["twist_grad"] = grad
+        return State(state.x, x0, log_w, state.step, aux)
 
     def _langevin(self, state, x, x0, grad, sigma, problem, generator) -> torch.Tensor:
         """One unadjusted Langevin step on ``p_sigma psi_sigma`` with a step below its curvature bound."""
