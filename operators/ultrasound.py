@@ -24,6 +24,7 @@ __all__ = [
     "ScanLines",
     "SourceMixture",
     "analytic_signal",
+    "bmode",
     "envelope",
     "equispaced_lines",
     "haze_mixture",
@@ -335,6 +336,12 @@ def log_compress(env: torch.Tensor, dynamic_range_db: float = 60.0, reference: t
     ref = env.amax((-2, -1), keepdim=True) if reference is None else torch.as_tensor(reference).to(env)
     floor = 10 ** (-dynamic_range_db / 20)
     return 20 * torch.log10((env / ref).clamp_min(floor)).clamp(-dynamic_range_db, 0.0)
+
+
+def bmode(x: torch.Tensor, dynamic_range_db: float = 60.0, reference: torch.Tensor | float | None = None
+          ) -> torch.Tensor:
+    """B-mode in dB of RF or IQ frames ``(*batch, samples, lines)``: ``log_compress(envelope(x))``."""
+    return log_compress(envelope(x), dynamic_range_db, reference)
 
 
 def mu_law_compress(x: torch.Tensor, mu: float = 255.0) -> torch.Tensor:

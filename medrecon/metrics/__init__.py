@@ -1,8 +1,15 @@
-"""Image-quality metrics (fastMRI definitions) and calibration of posterior ensembles."""
+"""Image-quality metrics (fastMRI definitions), ultrasound contrast and resolution, and calibration of posterior
+ensembles."""
 from .calibration import effective_sample_size, foreground, interval_coverage, z_histogram, z_scores
 from .image import nmse, psnr, ssim
+from .ultrasound import cnr, envelope_psnr, fwhm, gcnr, point_fwhm
 
 __all__ = [
+    "cnr",
+    "envelope_psnr",
+    "fwhm",
+    "gcnr",
+    "point_fwhm",
     "effective_sample_size",
     "foreground",
     "interval_coverage",
