@@ -32,8 +32,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "output": {"dir": (str, "runs/prior")},
 }
 CHOICES = {
-    ("", "modality"): ("mri", "ct"),
-    ("data", "source"): ("npy", "mni152", "ct_phantoms", "nifti", "fastmri"),
+    ("", "modality"): ("mri", "ct", "ultrasound"),
+    ("data", "source"): ("npy", "mni152", "ct_phantoms", "nifti", "fastmri", "us_tissue", "us_haze"),
     ("train", "objective"): ("edm", "ddpm"),
     ("train", "precision"): ("bf16", "fp32"),
 }

@@ -130,18 +130,23 @@ def load_training_array(data: dict[str, Any], modality: str) -> tuple[np.ndarray
         from .datasets import mri_training_set
 
         arr = mri_training_set()[0]
+    elif source in ("us_tissue", "us_haze"):
+        from .us_datasets import us_training_set
+
+        arr = us_training_set(source, size)
     else:
         from .datasets import ct_training_set
 
         arr = ct_training_set()[0]
     arr = _resize(arr, size)
-    if modality == "ct" and np.iscomplexobj(arr):
-        raise InputError(path or source, "CT priors are real; the training array is complex")
+    if modality in ("ct", "ultrasound") and np.iscomplexobj(arr):
+        raise InputError(path or source, f"{modality} priors are real; the training array is complex")
     return (arr.astype(np.complex64) if np.iscomplexobj(arr) else arr.astype(np.float32)), digest
 
 
 def load_heldout(data: dict[str, Any], modality: str) -> np.ndarray | None:
-    """Held-out images for validation (``data.heldout``: ``"mni152"``, ``"ct"``, a .npy path or empty)."""
+    """Held-out images for validation (``data.heldout``: ``"mni152"``, ``"ct"``, ``"us_tissue"``, ``"us_haze"``, a
+    .npy path or empty)."""
     h = data["heldout"]
     if not h:
         return None
@@ -153,6 +158,10 @@ def load_heldout(data: dict[str, Any], modality: str) -> np.ndarray | None:
         from .datasets import ct_heldout_slices
 
         arr = ct_heldout_slices()
+    elif h in ("us_tissue", "us_haze"):
+        from .us_datasets import us_heldout
+
+        arr = us_heldout(h, data["image_size"])
     else:
         arr = _read_npy(Path(h), field="heldout")
     return _resize(arr, data["image_size"])
@@ -178,12 +187,16 @@ def augment(x: torch.Tensor, modality: str, generator: torch.Generator, enabled:
     With ``enabled``: left-right flips (p = 0.5), rotations within +-10 degrees and scaling in [0.9, 1.1]
     (bilinear), intensity changes (MRI: gain in [0.85, 1.15] and gamma in [0.8, 1.25] on the magnitude; CT:
     contrast in [0.95, 1.05] about water and offset within +-0.01, clipped to [0, 1]). MRI magnitude images get
-    a random smooth phase (always); complex inputs keep theirs.
+    a random smooth phase (always); complex inputs keep theirs. Ultrasound (companded RF, whose fast-time
+    oscillation a rotation would destroy): lateral flips and sign flips only.
     """
     dev = x.device
     b, h, w = x.shape
     u = functools.partial(torch.rand, generator=generator, device=dev)
     ch = torch.view_as_real(x).movedim(-1, 1) if x.is_complex() else x[:, None]
+    if enabled and modality == "ultrasound":
+        ch = torch.where((u(b) < 0.5)[:, None, None, None], ch.flip(-1), ch)
+        return (ch * torch.where(u(b, 1, 1, 1) < 0.5, -1.0, 1.0)).contiguous()
     if enabled:
         flip = u(b) < 0.5
         ch = torch.where(flip[:, None, None, None], ch.flip(-1), ch)

@@ -53,6 +53,13 @@ class Run:
 # CT attenuation / (2 mu_water), i.e. the HU window [-1000, 1000] on [0, 1].
 MRI_NORMALISATION = {"rule": "percentile", "percentile": 99.5, "value": 1.0}
 CT_NORMALISATION = {"rule": "fixed", "scale": 0.0384, "units": "attenuation (1/mm) per prior unit"}
+# Ultrasound: each RF frame divided by its largest |rf| and mu-law companded (mu = 255) before it reaches the prior.
+US_NORMALISATION = {"rule": "fixed", "scale": 1.0, "units": "companded RF, C(rf / max|rf|) with mu = 255"}
+IMAGE_META = {  # modality -> (data_range, intensity, normalisation)
+    "mri": ([0.0, 1.2], "magnitude normalised so the volume's 99.5th percentile is 1", MRI_NORMALISATION),
+    "ct": ([0.0, 1.0], "HU window [-1000, 1000] mapped linearly to [0, 1]", CT_NORMALISATION),
+    "ultrasound": ([-1.0, 1.0], "RF frame / max|rf|, mu-law companded (mu = 255)", US_NORMALISATION),
+}
 
 
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -244,12 +251,11 @@ def train(run: Run) -> dict[str, Any]:
                            else {"sigma_min": float(vp_alpha_bar_to_sigma(alphas_cumprod)[0]),
                                  "sigma_max": float(vp_alpha_bar_to_sigma(alphas_cumprod)[-1]),
                                  "alphas_cumprod": alphas_cumprod.tolist()}),
-        "data_range": [0.0, 1.2] if modality == "mri" else [0.0, 1.0],
+        "data_range": IMAGE_META[modality][0],
         "channels": channels, "complex": modality == "mri", "image_size": [data["image_size"]] * 2,
         "modality": modality,
-        "intensity": ("magnitude normalised so the volume's 99.5th percentile is 1" if modality == "mri"
-                      else "HU window [-1000, 1000] mapped linearly to [0, 1]"),
-        "normalisation": (MRI_NORMALISATION if modality == "mri" else CT_NORMALISATION),
+        "intensity": IMAGE_META[modality][1],
+        "normalisation": IMAGE_META[modality][2],
         "training": {
             "objective": tr["objective"], "steps": step, "batch_size": tr["batch_size"], "lr": tr["lr"],
             "ema_decay": tr["ema_decay"], "precision": "bf16" if use_bf16 else "fp32", "device": str(dev),
@@ -260,6 +266,8 @@ def train(run: Run) -> dict[str, Any]:
             "elapsed_s": elapsed_before + time.monotonic() - t0, "stopped_by": stopped_by,
         },
     }
+    if modality == "ultrasound":  # fully convolutional (no attention): frames of any size the U-Net divides
+        meta["serves"] = {"min_size": [data["image_size"]] * 2, "multiple_of": 2 ** (len(ema.config["channels"]) - 1)}
     save_checkpoint(run.out / name, ema.state_dict(), meta)
     return {"steps": step, "loss": last_loss, "heldout_psnr_db": psnr, "stopped_by": stopped_by,
             "checkpoint": str(run.out / f"{name}.json")}
