@@ -22,6 +22,7 @@ import torch
 __all__ = [
     "Mask",
     "acceleration",
+    "center_mask",
     "default_center_fraction",
     "equispaced_fraction_mask",
     "equispaced_mask",
@@ -72,6 +73,12 @@ def _center(num_cols: int, center_fraction: float) -> tuple[torch.Tensor, int]:
     pad = (num_cols - num_low + 1) // 2
     mask[pad : pad + num_low] = True
     return mask, num_low
+
+
+def center_mask(num_cols: int, center_fraction: float) -> torch.Tensor:
+    """fastMRI's fully sampled centre block alone: ``round(num_cols * center_fraction)`` columns from
+    ``(num_cols - n + 1) // 2``, ``(W,)`` bool (where planned masks start)."""
+    return _center(num_cols, center_fraction)[0]
 
 
 def _finish(mask: torch.Tensor, center: int) -> Mask:

@@ -13,6 +13,7 @@ SUITES: dict[str, str] = {
     "samplers": "per-step time split (network vs rest) of DDS, DPS, RED-Diff",
     "posterior": "distance of every sampler from exact Gaussian-mixture posteriors",
     "ensembles": "SMC particles per second, memory per particle, calibration on prior draws",
+    "active": "planned acquisition masks and views vs fixed ones at the same budget",
 }
 
 

@@ -5,7 +5,9 @@ stated std) from real-valued magnitude slices; ``ct_slices`` gives CT slices in 
 simulates the sinograms). The sets:
 
 * ``mni152_heldout``: the MNI152 band that the shipped MRI prior never saw (reported by ``bench quality``);
-  ``mni152_validation``: slices of the same excluded band outside it (defaults are chosen on these).
+  ``mni152_validation``: slices of the same excluded band outside it (defaults are chosen on these);
+  ``mni152_train``: eight evenly spaced 1 mm slices of the prior's own training set (where population
+  acquisition masks are planned).
 * ``cranium_test``, ``cranium_validation``: real head-CT slices 0-53 of the InVesalius "Cranium" example, split
   into two interleaved sets of six, 4 slices (6 mm) apart (slices 54-107 are kept for independent evaluation and
   never read); ``phantom_heldout``: random anatomy phantoms with seeds the CT prior never saw.
@@ -78,6 +80,10 @@ def load_image_set(name: str) -> np.ndarray:
         return datasets.mni152_heldout_slices()
     if name == "mni152_validation":
         return mri_validation_slices()
+    if name == "mni152_train":
+        images, records = datasets.mni152_training_slices()
+        one_mm = [i for i, r in enumerate(records) if r["resolution_mm"] == 1]
+        return images[[one_mm[i] for i in np.linspace(0, len(one_mm) - 1, 10).round().astype(int)[1:-1]]]
     if name == "cranium_validation":
         return ct_validation_slices()
     if name == "cranium_test":
@@ -95,7 +101,7 @@ def _take(images: np.ndarray, count: int) -> torch.Tensor:
 
 def mri_slices(
     *,
-    images: Literal["mni152_heldout", "mni152_validation"] = "mni152_heldout",
+    images: Literal["mni152_heldout", "mni152_validation", "mni152_train"] = "mni152_heldout",
     count: int = 0,
     coils: int = 8,
     noise: float = 0.005,
