@@ -1,7 +1,8 @@
 """Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
-predictor-corrector, RED-Diff, prior-only ODE samplers and the ``run`` driver."""
+predictor-corrector, RED-Diff, joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
 from .consistency import KrylovCG, LikelihoodGradient, Projection, data_weight, x0_variance
 from .ddim import DDIM, ddim_projection, dds
+from .dehaze import CompandedMixtureGradient, JointDehazing, joint_dehazing
 from .dps import DPS, NormalisedResidualGradient
 from .driver import RunResult, StepInfo, TimedDenoiser, run
 from .ode import DPMSolverPP2M, Heun
@@ -12,11 +13,13 @@ from .schedules import karras, log_uniform, vp_linear
 from .state import Sampler, State
 
 __all__ = [
+    "CompandedMixtureGradient",
     "DDIM",
     "DPS",
     "DPMSolverPP2M",
     "Heun",
     "InverseProblem",
+    "JointDehazing",
     "KrylovCG",
     "LikelihoodGradient",
     "NormalisedResidualGradient",
@@ -31,6 +34,7 @@ __all__ = [
     "data_weight",
     "ddim_projection",
     "dds",
+    "joint_dehazing",
     "karras",
     "log_uniform",
     "run",
