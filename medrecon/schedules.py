@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["karras", "log_uniform", "vp_alpha_bar", "vp_alpha_bar_to_sigma", "vp_linear", "vp_sigma_to_alpha_bar"]
+__all__ = ["karras", "log_uniform", "vp_alpha_bar", "vp_alpha_bar_to_sigma", "vp_cosine_alpha_bar", "vp_linear",
+           "vp_sigma_to_alpha_bar"]
 
 
 def _with_zero(sigmas: torch.Tensor) -> torch.Tensor:
@@ -38,6 +39,15 @@ def log_uniform(steps: int, sigma_min: float = 0.01, sigma_max: float = 378.0) -
 def vp_alpha_bar(beta_start: float = 1e-4, beta_end: float = 0.02, train_steps: int = 1000) -> torch.Tensor:
     """``alpha_bar_t = prod_{s <= t} (1 - beta_s)`` for DDPM's linear beta schedule; float64, ``(train_steps,)``."""
     betas = torch.linspace(beta_start, beta_end, train_steps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def vp_cosine_alpha_bar(train_steps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Improved DDPM's cosine schedule: ``beta_t = min(1 - f(t+1)/f(t), max_beta)``, ``f(t) = cos((t/T + s)/(1 + s)
+    pi/2)^2``, and ``alpha_bar_t = prod_{u <= t} (1 - beta_u)``; float64, ``(train_steps,)``."""
+    t = torch.arange(train_steps + 1, dtype=torch.float64) / train_steps
+    f = torch.cos((t + s) / (1 + s) * torch.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
     return torch.cumprod(1.0 - betas, dim=0)
 
 

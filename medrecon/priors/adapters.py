@@ -6,8 +6,11 @@ Network adapters (``(B, C, H, W)`` real tensors in and out):
     linear interpolation of ``t`` against ``log sigma_t`` with ``sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)``.
   * ``VEDenoiser``: continuous VE networks ``net(x, sigma)`` predicting the score or x0.
   * ``EDMDenoiser``: EDM-preconditioned networks ``D = c_skip x + c_out F(c_in x, c_noise)``.
+  * ``LearnedSigmaSplit``: the eps half of a network with a learned-variance output (``2C`` channels, ADM).
+Units adapter: ``Rescaled`` (a denoiser trained on ``a x + b``, e.g. ``[-1, 1]`` for data in ``[0, 1]``).
 Layout adapters: ``ComplexAsChannels`` (complex ``(B, H, W)`` <-> 2 real channels; the only place this packing
-happens), ``AddChannel`` (real ``(B, H, W)`` <-> 1 channel) and ``SliceWise`` (a 2D prior on ``(B, D, H, W)``).
+happens), ``ComplexParts`` (a real prior on the real and imaginary parts of complex images), ``AddChannel`` (real
+``(B, H, W)`` <-> 1 channel) and ``SliceWise`` (a 2D prior on ``(B, D, H, W)``).
 """
 from __future__ import annotations
 
@@ -22,7 +25,10 @@ from .base import Denoiser, as_sigma
 __all__ = [
     "AddChannel",
     "ComplexAsChannels",
+    "ComplexParts",
     "EDMDenoiser",
+    "LearnedSigmaSplit",
+    "Rescaled",
     "SliceWise",
     "VEDenoiser",
     "VPDenoiser",
@@ -136,6 +142,38 @@ class EDMDenoiser(nn.Module):
         return _bcast(c_skip, x) * x + _bcast(c_out, x) * self.raw(x, s)
 
 
+class LearnedSigmaSplit(nn.Module):
+    """``net(x, t) -> (B, 2C, H, W)`` (eps, then the learned variance interpolation) as ``net(x, t) -> eps``
+    ``(B, C, H, W)``. The Tweedie estimate needs only eps; the variance half is dropped."""
+
+    def __init__(self, net: Network):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.net(x, t)
+        if out.shape[1] != 2 * x.shape[1]:
+            raise ValueError(f"a learned-variance network returns 2 x {x.shape[1]} channels, got {out.shape[1]}")
+        return out[:, : x.shape[1]]
+
+
+class Rescaled(nn.Module):
+    """A denoiser trained on ``u = scale * x + offset`` used on ``x``: ``D(x, s) = (D_u(scale x + offset,
+    scale s) - offset) / scale`` (noise std scales with the data; e.g. ``scale=2, offset=-1`` for a network trained
+    on ``[-1, 1]`` serving data in ``[0, 1]``)."""
+
+    def __init__(self, denoiser: Denoiser, scale: float, offset: float = 0.0):
+        super().__init__()
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.denoiser = denoiser
+        self.scale, self.offset = float(scale), float(offset)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        s = as_sigma(sigma, x)
+        return (self.denoiser(self.scale * x + self.offset, self.scale * s) - self.offset) / self.scale
+
+
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
     """Complex ``(B, H, W)`` -> real ``(B, 2, H, W)`` (real, imaginary)."""
     return torch.view_as_real(x).movedim(-1, 1).contiguous()
@@ -158,6 +196,22 @@ class ComplexAsChannels(nn.Module):
             raise TypeError(f"ComplexAsChannels expects a complex (B, H, W) tensor, got {x.dtype}")
         s = as_sigma(sigma, x)
         return channels_to_complex(self.denoiser(complex_to_channels(x), s))
+
+
+class ComplexParts(nn.Module):
+    """A denoiser of real ``(B, H, W)`` images used on complex ``(B, H, W)`` images, on the real and the imaginary
+    part separately (one batched call): score-MRI's use of a magnitude-trained prior on complex data."""
+
+    def __init__(self, denoiser: Denoiser):
+        super().__init__()
+        self.denoiser = denoiser
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        if not x.is_complex():
+            raise TypeError(f"ComplexParts expects a complex (B, H, W) tensor, got {x.dtype}")
+        s = as_sigma(sigma, x)
+        out = self.denoiser(torch.cat([x.real, x.imag]), torch.cat([s, s]))
+        return torch.complex(out[: x.shape[0]], out[x.shape[0]:])
 
 
 class AddChannel(nn.Module):

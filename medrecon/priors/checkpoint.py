@@ -3,11 +3,16 @@
 Sidecar ``<stem>.json`` (format ``medrecon-prior/1``)::
 
     weights, weights_sha256        file name next to the sidecar and its sha256
-    architecture                   {"name": "monai.DiffusionModelUNet", "config": {...}}
+    architecture                   {"name": one of architectures.ARCHITECTURES, "config": {...}}
     parameterization               "edm" | "vp-eps" | "vp-x0" | "vp-v" | "ve-score" | "ve-x0"
     preconditioning                {"sigma_data", "c_noise_scale"}         (edm)
-    noise_schedule                 {"sigma_min", "sigma_max"} (+ "alphas_cumprod" for vp-*)
+    noise_schedule                 {"sigma_min", "sigma_max"} in prior units (+ "alphas_cumprod" for vp-*)
+    network_units                  optional {"scale", "offset"}: the network sees scale * x + offset
     data_range, channels, complex, image_size, modality
+    complex_mode                   optional, for complex priors: "channels" (default; 2 network channels) or
+                                   "parts" (a 1-channel network on the real and imaginary parts)
+    learned_variance               optional: the network also outputs a variance (2C channels; eps is the first C)
+    source                         optional, imported checkpoints: {"file", "sha256", "repository", ...}
     training                       {"objective", "data_manifest", "data_sha256", "command", "medrecon_version", ...}
 
 ``load_prior("mri" | "ct" | path)`` returns a ``Denoiser`` on images ``(B, H, W)`` (complex64 for complex priors,
@@ -24,7 +29,8 @@ from torch import nn
 
 from ..errors import ChecksumError, InputError
 from ..files import atomic_path, sha256_file
-from .adapters import AddChannel, ComplexAsChannels, EDMDenoiser, VEDenoiser, VPDenoiser
+from .adapters import AddChannel, ComplexAsChannels, ComplexParts, EDMDenoiser, Rescaled, VEDenoiser, VPDenoiser
+from .architectures import architecture
 
 __all__ = [
     "DEFAULT_DIR",
@@ -37,6 +43,7 @@ __all__ = [
     "read_sidecar",
     "save_checkpoint",
     "weights_path",
+    "wrap_network",
 ]
 
 FORMAT = "medrecon-prior/1"
@@ -46,6 +53,7 @@ REQUIRED = ("format", "weights", "weights_sha256", "architecture", "parameteriza
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
+COMPLEX_MODES = ("channels", "parts")
 
 
 def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -84,6 +92,13 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     if meta["parameterization"] not in PARAMETERIZATIONS:
         raise InputError(path, f"unknown value {meta['parameterization']!r}; allowed: {list(PARAMETERIZATIONS)}",
                          "parameterization")
+    if meta.get("complex_mode", "channels") not in COMPLEX_MODES:
+        raise InputError(path, f"unknown value {meta['complex_mode']!r}; allowed: {list(COMPLEX_MODES)}",
+                         "complex_mode")
+    units = meta.get("network_units")
+    if units is not None and not (isinstance(units, dict) and isinstance(units.get("scale"), (int, float))
+                                  and units["scale"] > 0 and isinstance(units.get("offset", 0.0), (int, float))):
+        raise InputError(path, f"expected {{\"scale\": > 0, \"offset\": number}}, got {units!r}", "network_units")
     return meta
 
 
@@ -159,8 +174,6 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .network import build_unet
-
     sidecar, expected = _resolve(name_or_path)
     meta = read_sidecar(sidecar)
     weights = weights_path(sidecar, meta["weights"])
@@ -178,19 +191,39 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise InputError(weights, f"tensor {name!r} holds NaN or infinite values", "weights")
-    arch = meta["architecture"]
-    if arch.get("name") != "monai.DiffusionModelUNet":
-        raise InputError(sidecar, f"unknown architecture {arch.get('name')!r}", "architecture.name")
-    net = build_unet(arch["config"])
+    arch = meta["architecture"] if isinstance(meta["architecture"], dict) else {}
+    try:
+        spec = architecture(str(arch.get("name")))
+    except KeyError as err:
+        raise InputError(sidecar, str(err.args[0]), "architecture.name") from None
+    try:
+        net = spec.build(arch.get("config", {}))
+    except (ValueError, TypeError, KeyError) as err:
+        raise InputError(sidecar, f"invalid architecture config ({err})", "architecture.config") from None
     try:
         net.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as err:
         raise InputError(weights, f"weights do not fit the architecture in the sidecar ({err})") from None
     net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return wrap_network(meta, spec.network(net)).to(device)
+
+
+def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
+    """The ``Denoiser`` on ``(B, H, W)`` images of a network called as its architecture entry says, for its sidecar:
+    the parameterisation's adapter, then ``network_units`` (``Rescaled``), then the complex layout
+    (``ComplexAsChannels``, ``ComplexParts``) or ``AddChannel``. The sidecar becomes its ``meta``."""
     inner = network_denoiser(meta, net)
-    outer = ComplexAsChannels(inner) if meta["complex"] else AddChannel(inner)
+    units = meta.get("network_units")
+    if units is not None:
+        inner = Rescaled(inner, units["scale"], units.get("offset", 0.0))
+    if meta["complex"] and meta.get("complex_mode", "channels") == "parts":
+        outer = ComplexParts(AddChannel(inner))
+    elif meta["complex"]:
+        outer = ComplexAsChannels(inner)
+    else:
+        outer = AddChannel(inner)
     outer.meta = meta
-    return outer.to(device)
+    return outer
 
 
 def default_prior(modality: str, device: str | torch.device = "cpu") -> nn.Module:
