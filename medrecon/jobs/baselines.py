@@ -16,8 +16,8 @@ from .registry import Range, value_ranges
 _ONE = Range(1)
 _NON_NEGATIVE = Range(0)
 
-__all__ = ["BASELINES", "MODALITY", "cg_sense", "cgls", "check_baseline_modality", "fbp", "l1_wavelet", "tv",
-           "zero_filled"]
+__all__ = ["BASELINES", "MODALITY", "cg_sense", "cgls", "check_baseline_modality", "fbp", "l1_wavelet",
+           "linear_lines", "tv", "zero_filled"]
 
 
 def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
@@ -80,6 +80,13 @@ def cgls(y: torch.Tensor, op, *, iters: int = D.CGLS.iters) -> torch.Tensor:
     return ct.cgls(y, op, iters=iters)
 
 
+def linear_lines(y: torch.Tensor, op) -> torch.Tensor:
+    """Ultrasound: each missing scan line linearly interpolated between the acquired neighbours."""
+    from ..baselines.ultrasound import interpolate_lines
+
+    return interpolate_lines(y, op.indices, op.total)
+
+
 @value_ranges(lam_rel=_NON_NEGATIVE, iters=_ONE)
 def tv(y: torch.Tensor, op, *, lam_rel: float = D.TV.lam_rel, iters: int = D.TV.iters) -> torch.Tensor:
     """CT total-variation least squares (Chambolle-Pock), non-negative.
@@ -100,9 +107,11 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "fbp": fbp,
     "cgls": cgls,
     "tv": tv,
+    "linear_lines": linear_lines,
 }
 
-MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp": "ct", "cgls": "ct", "tv": "ct"}
+MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp": "ct", "cgls": "ct", "tv": "ct",
+            "linear_lines": "ultrasound"}
 
 
 def check_baseline_modality(names: list[str], modality: str) -> None:

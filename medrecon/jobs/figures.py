@@ -9,7 +9,7 @@ import numpy as np
 
 from ..files import atomic_path
 
-__all__ = ["save_comparison_figure"]
+__all__ = ["save_bmode_figure", "save_comparison_figure"]
 
 
 def save_comparison_figure(
@@ -115,6 +115,35 @@ def save_comparison_figure(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def save_bmode_figure(path: str | Path, images: dict[str, np.ndarray], probe, dynamic_range_db: float,
+                      title: str = "") -> None:
+    """One PNG of B-mode frames ``(samples, lines)`` in dB (``operators.ultrasound.bmode``), side by side on one
+    ``[-dynamic_range_db, 0]`` scale with a dB colorbar, axes in mm from the probe (``pitch``, ``dz``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    samples, lines = next(iter(images.values())).shape
+    extent = (-lines / 2 * probe.pitch * 1e3, lines / 2 * probe.pitch * 1e3, samples * probe.dz * 1e3, 0.0)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 0.8, 3.4), squeeze=False)
+    handle = None
+    for ax, (name, img) in zip(axes[0], images.items()):
+        handle = ax.imshow(img, cmap="gray", vmin=-dynamic_range_db, vmax=0.0, extent=extent, aspect="equal")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("lateral (mm)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("depth (mm)", fontsize=7)
+    bar = fig.colorbar(handle, ax=list(axes[0]), fraction=0.03, pad=0.02)
+    bar.set_label("dB", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     with atomic_path(path) as tmp:

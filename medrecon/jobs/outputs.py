@@ -12,6 +12,8 @@ Files (inside the output folder):
 - ``dicom/``: one CT image series, Hounsfield units (``dicom``).
 - ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
 - ``phantom.nii.gz``: the simulated input of ``data.kind = "ct_phantom"``.
+- Ultrasound jobs write ``reconstructions/rf.h5`` (RF, IQ, geometry) and a B-mode ``figure.png`` instead
+  (``medrecon.jobs.ultrasound.write_ultrasound_outputs``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
 
 def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
     """Write every format in ``job.spec.run.outputs`` into ``result.out``; returns the written paths."""
+    if job.volume.modality == "ultrasound":
+        from .ultrasound import write_ultrasound_outputs
+
+        return write_ultrasound_outputs(result, job)
     out = result.out
     formats = job.spec.run.outputs
     volume = job.volume

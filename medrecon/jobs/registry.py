@@ -252,6 +252,7 @@ class Registry:
 def _default_entries() -> dict[str, dict[str, Callable[..., Any]]]:
     from . import components as c
     from . import image_sets
+    from . import ultrasound as us
 
     return {
         "data": {
@@ -260,15 +261,19 @@ def _default_entries() -> dict[str, dict[str, Callable[..., Any]]]:
             "ct_phantom": c.ct_phantom_data,
             "mri_slices": image_sets.mri_slices,
             "ct_slices": image_sets.ct_slices,
+            "ultrasound_rf": us.ultrasound_rf_data,
+            "ultrasound_phantom": us.ultrasound_phantom_data,
         },
         "operator": {
             "multicoil_mri": c.multicoil_mri_operator,
             "parallel_beam_ct": c.parallel_beam_operator,
             "fan_beam_ct": c.fan_beam_operator,
+            "ultrasound_scanlines": us.ultrasound_scanlines_operator,
         },
         "prior": {
             "default": c.default_prior,
             "checkpoint": c.checkpoint_prior,
+            "ultrasound": us.ultrasound_prior,
         },
         "sampler": c.sampler_entries(),
         "baseline": c.baseline_entries(),
