@@ -1,4 +1,4 @@
-"""``medrecon`` command line: ``run | check | list | demo | train-prior | bench ...``.
+"""``medrecon`` command line: ``run | check | list | demo | plan-mask | train-prior | bench ...``.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``; the module is
 imported only when its command runs, so ``medrecon --help`` stays fast.
@@ -17,9 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("medrecon.jobs.check_command", "validate a job spec, its data and operator without running it"),
     "list": ("medrecon.jobs.list_command", "list the registered operators, priors and samplers"),
     "demo": ("medrecon.jobs.demo", "reconstruct the shipped fastMRI-format sample (the README's first command)"),
+    "plan-mask": ("medrecon.jobs.plan_command", "plan an acquisition mask (k-space lines, CT views) by active subsampling"),
     "train-prior": ("medrecon.training.train", "train a 2D diffusion prior from a TOML config"),
-    "import-checkpoint": ("medrecon.priors.import_command",
-                          "convert a public ADM / NCSN++ checkpoint (.pt) into a safetensors prior, once"),
     "bench": ("medrecon.bench.cli", "benchmarks against peer libraries (operators, ct, prior, quality, samplers)"),
 }
 

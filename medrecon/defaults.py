@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ACTIVE",
     "CGLS",
     "CG_SENSE",
     "COIL_MAPS",
@@ -21,6 +22,7 @@ __all__ = [
     "RED_DIFF",
     "SMC",
     "TV",
+    "ActiveDefaults",
     "CgSenseDefaults",
     "CglsDefaults",
     "CoilMapDefaults",
@@ -139,6 +141,23 @@ class CoilMapDefaults:
     espirit_kernel: int = 6
 
 
+@dataclass(frozen=True)
+class ActiveDefaults:
+    """Active subsampling (``medrecon plan-mask``): ``chains`` particles per image (chains of the job's sampler),
+    ``per_round`` acquisitions per round over the first ``stop_fraction`` of the sampler's steps, the
+    Gaussian-mixture ``sign`` of the kernel at its automatic width, the greedy batch's ``diversity`` penalty and
+    ``width`` (candidate indices), and ``candidate_views`` CT angles over the arc."""
+
+    chains: int = 6
+    per_round: int = 1
+    stop_fraction: float = 0.5
+    sign: str = "entropy"
+    diversity: float = 0.0
+    width: float = 2.0
+    candidate_views: int = 144
+
+
+ACTIVE = ActiveDefaults()
 COIL_MAPS = CoilMapDefaults()
 DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3, clip=True)}
 DDS = DDS_BY_MODALITY["mri"]

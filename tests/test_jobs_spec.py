@@ -27,6 +27,7 @@ def test_defaults_are_filled_from_signatures():
     spec = parse_spec(BASE)
     assert spec.operator.options == {
         "mask": "equispaced",
+        "mask_file": None,
         "acceleration": 4.0,
         "center_fraction": 0.08,
         "coil_maps": COIL_MAPS.method,

@@ -255,14 +255,9 @@ def render(rows: list[Row], header: str) -> str:
 
 
 def _commit() -> str:
-    import subprocess
+    from ..jobs.run import source_commit
 
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return source_commit()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ def describe_acquisition(info: dict[str, Any]) -> str:
     )
     if a["mask"] == "file":
         return text + " (the file's own mask)"
+    if a["mask"] == "planned":
+        return text + " (a planned mask; lines counted in its fullest slice)"
     nominal = float(a["acceleration_nominal"])
     text += f" (nominal {nominal:g}x)"
     if a["mask"] == "random" and abs(a["acceleration"] - nominal) > DRIFT * nominal:

@@ -207,7 +207,8 @@ def multicoil_mri_operator(
     volume: Volume,
     generator: torch.Generator,
     *,
-    mask: Literal["equispaced", "equispaced_fraction", "random", "random_fixed", "file"] = "equispaced",
+    mask: Literal["equispaced", "equispaced_fraction", "random", "random_fixed", "file", "planned"] = "equispaced",
+    mask_file: str | None = None,
     acceleration: float = 4.0,
     center_fraction: float = 0.08,
     coil_maps: Literal["espirit", "lowres"] = D.COIL_MAPS.method,  # type: ignore[assignment]
@@ -222,8 +223,10 @@ def multicoil_mri_operator(
         mask: fastMRI mask function (``random``, ``equispaced``, ``equispaced_fraction``); ``random_fixed``:
             random lines but exactly ``round(W / acceleration)`` of them for every seed (``random`` keeps each
             line independently, so its count varies with ``run.seed``); or ``file`` to use the mask stored with
-            undersampled (test-set) k-space.
-        acceleration: undersampling factor R.
+            undersampled (test-set) k-space; or ``planned`` to read ``mask_file``.
+        mask_file: with ``mask = "planned"``: a ``.npy`` column mask written by ``medrecon plan-mask``
+            (``(W,)`` or ``(1, W)`` one mask for every slice, ``(S, W)`` one per slice).
+        acceleration: undersampling factor R (not used by ``file`` and ``planned`` masks).
         center_fraction: fully sampled centre fraction (fastMRI: 0.08 at 4x, 0.04 at 8x).
         coil_maps: ``lowres`` (fast low-resolution maps) or ``espirit`` (ESPIRiT on all fully sampled centre
             columns x 64 readout rows; works from 3 centre lines, e.g. fastMRI's 10 at 4x and 5 at 8x of 128).
@@ -251,7 +254,13 @@ def multicoil_mri_operator(
             raise InputError(path, f"mask has {m.shape[-1]} columns, k-space has {w}", field="mask")
         if not bool(m.any()):
             raise InputError(path, "the sampling mask is empty (no sampled k-space lines)", field="mask")
+    elif mask == "planned":
+        if mask_file is None:
+            raise ConfigError('operator.mask = "planned" needs operator.mask_file (a mask from medrecon plan-mask)')
+        m = read_planned_mask(mask_file, n_slices, w)
     else:
+        if mask_file is not None:
+            raise ConfigError(f'operator.mask_file is set but operator.mask = "{mask}"; use mask = "planned"')
         makers = {
             "random": masks.random_mask,
             "random_fixed": masks.random_fixed_mask,
@@ -271,6 +280,8 @@ def multicoil_mri_operator(
         if not bool(m.any()):
             raise ConfigError("operator: the sampling mask is empty (no sampled k-space lines)")
     mask_cols = m.to(torch.bool)
+    if mask_cols.ndim == 2:  # one mask per slice: (S, 1, 1, W) broadcasts over coils and rows
+        mask_cols = mask_cols[:, None, None, :] if mask_cols.shape[0] > 1 else mask_cols[0]
     y = torch.where(mask_cols, kspace, torch.zeros((), dtype=kspace.dtype))
     if not bool((y != 0).any()):
         raise InputError(path, "the measured k-space is all zero", field="kspace")
@@ -307,7 +318,7 @@ def multicoil_mri_operator(
     sampled = float(mask_cols.float().mean())
 
     def operator_for(sl: slice) -> torch.nn.Module:
-        return multicoil_mri(smaps[sl], mask_cols)
+        return multicoil_mri(smaps[sl], mask_cols if mask_cols.ndim == 1 else mask_cols[sl])
 
     info = {
         "modality": "mri",
@@ -318,13 +329,34 @@ def multicoil_mri_operator(
         "mask": mask,
         "acceleration_nominal": acceleration,
         "acceleration": round(1.0 / sampled, 3),
-        "lines": int(mask_cols.reshape(-1, w).any(0).sum()),
+        "lines": int(mask_cols.reshape(-1, w).sum(-1).max()),
         "lines_total": w,
         "center_lines": center,
         "coil_maps": coil_maps,
         "calib_width": width,
     }
-    return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=mask_cols, info=info)
+    shown = mask_cols if mask_cols.ndim == 1 else mask_cols.reshape(-1, w)[n_slices // 2]  # the figure's slice
+    return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=shown, info=info)
+
+
+def read_planned_mask(path: str | Path, n_slices: int, width: int) -> torch.Tensor:
+    """A planned column mask from ``.npy`` (no pickles): ``(W,)``, ``(1, W)`` or ``(S, W)`` bool (or 0/1);
+    ``InputError`` naming the file for anything else."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a readable .npy mask ({err})", field="mask") from None
+    if arr.dtype != np.bool_ and not (np.issubdtype(arr.dtype, np.integer) and set(np.unique(arr)) <= {0, 1}):
+        raise InputError(path, f"mask must be boolean (or 0/1), got {arr.dtype}", field="mask")
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[-1] != width or arr.shape[0] not in (1, n_slices):
+        raise InputError(path, f"mask has shape {tuple(arr.shape)}; this k-space needs ({width},), (1, {width}) "
+                         f"or ({n_slices}, {width})", field="mask")
+    arr = arr.astype(bool)
+    if not bool(arr.any(-1).all()):
+        raise InputError(path, "the mask samples no line in some slice", field="mask")
+    return torch.from_numpy(arr)
 
 
 def _ct_problem(

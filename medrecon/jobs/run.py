@@ -309,6 +309,18 @@ def _calibration(reference: np.ndarray | None, recon: np.ndarray, maps: dict[str
     }
 
 
+def source_commit() -> str:
+    """The git commit of the installed source tree (short hash), or ``"unknown"`` outside a checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, check=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def _versions() -> dict[str, str]:
     return {
         "medrecon": __version__,
@@ -442,11 +454,6 @@ def run_job(
             metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
             for name, img in baseline_images.items():
                 metrics[name] = _metrics(img, ref, data_range)
-            if job.volume.modality == "ultrasound":
-                from .ultrasound import ultrasound_metrics
-
-                for name, img in {spec.sampler.kind: recon, **baseline_images}.items():
-                    metrics[name].update(ultrasound_metrics(img, ref, job.volume))
 
         record: dict[str, Any] = {
             "spec": spec.to_dict(),

@@ -10,8 +10,8 @@ A job file has five tables::
     [baseline.l1_wavelet]  lamda = 0.005                # optional: options of a baseline in run.baselines
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
-allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]`` and ``[prior]`` are resolved
-against the job file's folder (against the working directory when given with ``--set``).
+allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]``, ``[prior]`` and ``operator.mask_file`` are
+resolved against the job file's folder (against the working directory when given with ``--set``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .. import defaults as D
 from ..errors import ConfigError, InputError
 from .registry import REGISTRY, Registry, check_value, closest
 
@@ -40,6 +41,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "ComponentSpec",
     "JobSpec",
+    "PlanOptions",
     "RunOptions",
     "load_spec",
     "naming_job_file",
@@ -49,6 +51,7 @@ __all__ = [
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
 OUTPUT_FORMATS = ("hdf5", "nifti", "dicom", "png")
+PATH_OPTIONS = {"data": ("path",), "prior": ("path",), "operator": ("mask_file",)}  # resolved against the job file
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,42 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    """The ``[plan]`` table of ``medrecon plan-mask`` (``medrecon.jobs.planning``; ignored by ``run``).
+
+    Attributes:
+        mode: ``adaptive`` (a mask per slice, planned while its posterior is sampled) or ``population`` (one mask
+            planned on every slice of the data, to fix for new subjects).
+        budget: k-space lines (MRI) or views (CT) in the final mask, the kept ones included (default: as many
+            as the operator's own mask or views, the fixed acquisition the plan is compared with).
+        center_lines: MRI centre lines kept from the start (default ``round(W * operator.center_fraction)``).
+        chains: particles per slice (chains of the job's sampler; an SMC sampler uses its own particles).
+        per_round: acquisitions per round.
+        start, stop: the sampler steps between which the rounds run (default ``stop``: ``stop_fraction`` of the
+            steps, ``medrecon.defaults.ACTIVE``).
+        kernel_sigma: kernel width in measurement units (0: automatic, every round).
+        sign: ``entropy`` (Gaussian-mixture entropy) or ``ads`` (the released ADS kernel).
+        diversity, width: the greedy batch's penalty on neighbours within a round (width in candidate indices).
+        candidate_views: CT candidate angles, uniform over ``operator.arc_deg``.
+        compare: also reconstruct with the operator's fixed mask for the report and the record.
+    """
+
+    mode: Literal["adaptive", "population"] = "adaptive"
+    budget: int | None = None
+    center_lines: int | None = None
+    chains: int = D.ACTIVE.chains
+    per_round: int = D.ACTIVE.per_round
+    start: int = 1
+    stop: int | None = None
+    kernel_sigma: float = 0.0
+    sign: Literal["entropy", "ads"] = D.ACTIVE.sign  # type: ignore[assignment]
+    diversity: float = D.ACTIVE.diversity
+    width: float = D.ACTIVE.width
+    candidate_views: int = D.ACTIVE.candidate_views
+    compare: bool = True
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A validated job: four components, the run options, baseline options and the file it came from."""
 
@@ -101,6 +140,7 @@ class JobSpec:
     run: RunOptions
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path | None = None
+    plan: PlanOptions = field(default_factory=PlanOptions)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain TOML-compatible values (every default written out)."""
@@ -112,6 +152,8 @@ class JobSpec:
         out["baseline"] = {
             name: {k: _plain(v) for k, v in opts.items()} for name, opts in self.baselines.items()
         }
+        if self.plan != PlanOptions():  # written only when set, so a job's hash does not change without it
+            out["plan"] = {k: _plain(v) for k, v in dataclasses.asdict(self.plan).items() if v is not None}
         return out
 
     @property
@@ -194,15 +236,37 @@ def _resolve_path(text: str, root: Path, where: str) -> str:
         raise ConfigError(f"{where} = {text!r}: not a usable path ({err})") from None
 
 
-def _run_options(values: dict[str, Any]) -> RunOptions:
-    hints = typing.get_type_hints(RunOptions)
-    names = [f.name for f in dataclasses.fields(RunOptions)]
+def _table(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """The checked keys of a ``[section]`` table for the dataclass ``cls`` (unknown keys and types refused)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in names:
             raise ConfigError(
-                f"unknown key run.{key}{closest(str(key), names)}; allowed keys: {', '.join(names)}"
+                f"unknown key {section}.{key}{closest(str(key), names)}; allowed keys: {', '.join(names)}"
             )
-    checked = {k: check_value(v, hints[k], f"run.{k}") for k, v in values.items()}
+    return {k: check_value(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+
+
+def _plan_options(values: dict[str, Any]) -> PlanOptions:
+    opts = PlanOptions(**_table(PlanOptions, values, "plan"))
+    for key in ("chains", "per_round", "start", "candidate_views"):
+        if getattr(opts, key) < 1:
+            raise ConfigError(f"plan.{key} = {getattr(opts, key)}: must be at least 1")
+    for key in ("budget", "center_lines", "stop"):
+        value = getattr(opts, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"plan.{key} = {value}: must be non-negative")
+    if not (math.isfinite(opts.kernel_sigma) and opts.kernel_sigma >= 0):
+        raise ConfigError(f"plan.kernel_sigma = {opts.kernel_sigma}: must be >= 0 (0: automatic)")
+    if not 0 <= opts.diversity <= 1 or not opts.width > 0:
+        raise ConfigError(f"plan.diversity = {opts.diversity}, plan.width = {opts.width}: need 0 <= diversity "
+                          "<= 1 and width > 0")
+    return opts
+
+
+def _run_options(values: dict[str, Any]) -> RunOptions:
+    checked = _table(RunOptions, values, "run")
     opts = RunOptions(**checked)
     if not 0 <= opts.seed < 2**63:
         raise ConfigError(f"run.seed = {opts.seed}: must be in [0, 2**63)")
@@ -246,7 +310,7 @@ def parse_spec(
                 where = ".".join(path[: depth + 1])
                 raise ConfigError(f"--set {text!r}: {where} is a value, not a table")
         node[path[-1]] = value
-    sections = (*COMPONENT_SECTIONS, "run", "baseline")
+    sections = (*COMPONENT_SECTIONS, "run", "baseline", "plan")
     for name, value in table.items():
         if name not in sections:
             raise ConfigError(
@@ -263,11 +327,12 @@ def parse_spec(
         if not isinstance(kind, str):
             raise ConfigError(f"{name}.kind = {kind!r}: expected a name")
         options = registry.get(name, kind).validate(values)
-        if name in ("data", "prior") and isinstance(options.get("path"), str):
-            options["path"] = _resolve_path(
-                options["path"], Path.cwd() if (name, "path") in overridden or base_dir is None else base_dir,
-                f"{name}.path",
-            )
+        for key in PATH_OPTIONS.get(name, ()):
+            if isinstance(options.get(key), str):
+                options[key] = _resolve_path(
+                    options[key], Path.cwd() if (name, key) in overridden or base_dir is None else base_dir,
+                    f"{name}.{key}",
+                )
         components[name] = ComponentSpec(kind, options)
     run = _run_options(table.get("run", {}))
     tuned = table.get("baseline", {})
@@ -285,7 +350,8 @@ def parse_spec(
         if not isinstance(options, dict):
             raise ConfigError(f"[baseline.{name}] must be a table of options, got {options!r}")
         baselines[name] = registry.get("baseline", name).validate(options)
-    return JobSpec(**components, run=run, baselines=baselines, source=source)
+    plan = _plan_options(table.get("plan", {}))
+    return JobSpec(**components, run=run, baselines=baselines, source=source, plan=plan)
 
 
 def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = REGISTRY) -> JobSpec:  # type: ignore[assignment]
