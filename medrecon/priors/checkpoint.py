@@ -214,7 +214,7 @@ def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     (``ComplexAsChannels``, ``ComplexParts``) or ``AddChannel``. The sidecar becomes its ``meta``."""
     inner = network_denoiser(meta, net)
     units = meta.get("network_units")
-    if units is not None:
+    if units is not None and (units["scale"], units.get("offset", 0.0)) != (1, 0):
         inner = Rescaled(inner, units["scale"], units.get("offset", 0.0))
     if meta["complex"] and meta.get("complex_mode", "channels") == "parts":
         outer = ComplexParts(AddChannel(inner))
