@@ -149,3 +149,10 @@ candidate_views = 16
     meta = json.loads((tmp_path / "ct" / "mask.json").read_text())
     assert meta["candidates"] == "views" and len(meta["positions"]) == 16
     assert set(result.metrics) == {"planned", "fixed"}
+
+
+def test_the_shipped_plan_job_checks(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["check", "fastmri_plan_4x.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "plan-mask adaptive lines: 32 of 128 (10 kept), 11 rounds" in out

@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     from .noise import resolve_sigma_y
     from .run import check_output_dir, prepare_job
     from .sampling import check_sampler_noise
-    from .spec import load_spec
+    from .spec import load_spec, naming_job_file
 
     spec = load_spec(args.job, args.overrides)
     print(f"spec      {spec.source}: valid (hash {spec.hash[:12]})")
@@ -106,4 +106,12 @@ def main(args: argparse.Namespace) -> int:
     parts = ", ".join(f"{k} {_human(v)}" for k, v in mem.items())
     print(f"memory    ~{_human(sum(mem.values()))} ({parts}; network activations not included)")
     print(f"time      {estimate_run_time(job, setup_s).describe()}")
+    if "plan" in spec.to_dict():  # a [plan] table: check it against the job as plan-mask would
+        from .planning import setup_plan
+
+        with naming_job_file(spec.source):
+            setup = setup_plan(spec, job)
+        print(f"plan-mask {spec.plan.mode} {setup.kind}: {setup.budget} of {len(setup.positions)} "
+              f"({int(setup.initial.sum())} kept), {len(setup.schedule.steps)} rounds at sampler steps "
+              f"{list(setup.schedule.steps)}, {spec.plan.chains} chains")
     return 0
