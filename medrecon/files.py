@@ -20,6 +20,7 @@ __all__ = [
     "atomic_path",
     "ensure_writable_dir",
     "load_tensors",
+    "read_json_object",
     "sha256_file",
     "verify_sha256",
     "write_json_atomic",
@@ -58,6 +59,21 @@ def write_json_atomic(target: str | Path, payload: object) -> None:
     """Write ``payload`` as indented JSON to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json_object(path: str | Path, what: str) -> dict:
+    """The JSON object in ``path``; ``InputError`` naming ``what`` (e.g. "checkpoint sidecar") when the file is
+    missing, unreadable or not an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, f"{what} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, f"not a readable JSON {what} ({err})") from None
+    if not isinstance(value, dict):
+        raise InputError(path, f"{what} must be a JSON object")
+    return value
 
 
 def ensure_writable_dir(directory: str | Path) -> Path:

@@ -16,14 +16,6 @@ from medrecon.priors.public import public_checkpoints
 GOLDEN = Path(__file__).parent / "golden" / "public_architectures.json"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _randomise(net: torch.nn.Module, seed: int, std: float = 0.15) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     sd = {k: torch.randn(v.shape, generator=g) * std for k, v in net.state_dict().items()}

@@ -25,14 +25,6 @@ TINY_ADM = {"image_size": 16, "model_channels": 32, "channel_mult": [1, 2], "att
 TINY_NCSN = {"image_size": 16, "nf": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [8]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _tiny(name: str, **arch) -> dict:
     """A registry entry shrunk to 16 px (the same keys, parameterisation, data conventions and source format)."""
     entry = copy.deepcopy(public_checkpoints()[name])

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ChecksumError, InputError
-from ..files import atomic_path, sha256_file
+from ..files import atomic_path, read_json_object, sha256_file
 from .adapters import AddChannel, ComplexAsChannels, ComplexParts, EDMDenoiser, Rescaled, VEDenoiser, VPDenoiser
 from .architectures import architecture
 
@@ -76,14 +76,7 @@ def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta:
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """Read and check a sidecar JSON (required fields, known parameterization)."""
     path = Path(path)
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "checkpoint sidecar not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(path, f"not a readable JSON sidecar ({err})") from None
-    if not isinstance(meta, dict):
-        raise InputError(path, "sidecar must be a JSON object")
+    meta = read_json_object(path, "checkpoint sidecar")
     for key in REQUIRED:
         if key not in meta:
             raise InputError(path, "missing field", key)

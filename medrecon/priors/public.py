@@ -15,11 +15,11 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
+from ..files import read_json_object
 from .architectures import SHORT_NAMES
 
 __all__ = ["COMPLEX_LAYOUTS", "FORMATS", "import_config", "public_checkpoints", "registry_files"]
@@ -42,15 +42,7 @@ def registry_files() -> list[Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        entry = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "import config not found (expected a registry name or a JSON file)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(path, f"not a readable JSON import config ({err})") from None
-    if not isinstance(entry, dict):
-        raise InputError(path, "an import config must be a JSON object")
-    return entry
+    return read_json_object(path, "import config (a registry name or a JSON file)")
 
 
 def public_checkpoints() -> dict[str, dict[str, Any]]:
