@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from medrecon.cli import main as cli_main
+from medrecon.errors import InputError
 from medrecon.jobs.planning import plan_job
 from medrecon.jobs.run import run_job
 from medrecon.jobs.spec import load_spec
@@ -149,6 +150,18 @@ candidate_views = 16
     meta = json.loads((tmp_path / "ct" / "mask.json").read_text())
     assert meta["candidates"] == "views" and len(meta["positions"]) == 16
     assert set(result.metrics) == {"planned", "fixed"}
+    views_file = tmp_path / "ct" / "mask.npy"
+    with stand_in_registered():
+        run = load_spec(path, [f'operator.views_file="{views_file}"'])
+        done = run_job(run, out=tmp_path / "ct_run", progress=False)
+        assert done.record["problem"]["views"] == 4 and done.record["problem"]["candidate_views"] == 16
+        # the run's planned-views reconstruction is the plan's own comparison (same sampler, seed and data)
+        np.testing.assert_allclose(done.metrics["dds"]["psnr"], result.metrics["planned"]["psnr"], atol=1.0)
+        np.save(tmp_path / "odd.npy", np.array([[True, False, True], [True, False, False]]))
+        bad = load_spec(path, [f'operator.views_file="{tmp_path / "odd.npy"}"'])
+        with pytest.raises(InputError, match="same number"):
+            run_job(bad, out=tmp_path / "never", progress=False)
+        assert not (tmp_path / "never").exists()
 
 
 def test_the_shipped_plan_job_checks(capsys, tmp_path, monkeypatch):

@@ -360,8 +360,11 @@ def read_planned_mask(path: str | Path, n_slices: int, width: int) -> torch.Tens
 
 
 def _ct_problem(
-    volume: Volume, generator: torch.Generator, op: torch.nn.Module, noise: float, info: dict[str, Any]
+    volume: Volume, generator: torch.Generator, op: torch.nn.Module, noise: float, info: dict[str, Any],
+    operator_for: Callable[[slice], Any] | None = None,
 ) -> VolumeProblem:
+    """Simulated sinograms of ``op`` (the operator of every slice at once) with noise; ``operator_for`` gives
+    the operator of a chunk when slices differ (planned views), else ``op`` serves every chunk."""
     image = volume.image
     assert image is not None
     with torch.no_grad():
@@ -373,7 +376,7 @@ def _ct_problem(
     h, w = image.shape[-2:]
     return VolumeProblem(
         y,
-        lambda sl: op,
+        operator_for or (lambda sl: op),
         (h, w),
         torch.float32,
         (h, w),
@@ -390,6 +393,7 @@ def parallel_beam_operator(
     views: int = 32,
     arc_deg: float = 180.0,
     noise: float = 0.0,
+    views_file: str | None = None,
 ) -> VolumeProblem:
     """Sparse-view parallel-beam CT, slice by slice; the sinograms are simulated from the volume.
 
@@ -397,6 +401,8 @@ def parallel_beam_operator(
         views: number of projection angles, uniform over ``arc_deg``.
         arc_deg: angular range in degrees.
         noise: Gaussian sinogram noise std relative to the largest sinogram value.
+        views_file: planned views (``medrecon plan-mask``): a bool ``.npy`` over ``N`` candidate angles uniform
+            over ``arc_deg``, ``(N,)``/``(1, N)`` for every slice or ``(S, N)`` per slice; replaces ``views``.
     """
     from operators import ct, ct_geometry
 
@@ -406,8 +412,12 @@ def parallel_beam_operator(
         )
     if views < 1:
         raise ConfigError(f"operator.views = {views}: need at least one view")
+    shape = tuple(volume.image.shape[-2:])
+    if views_file is not None:
+        return _planned_views_problem(volume, generator, views_file, arc_deg, noise, "parallel",
+                                      lambda angles: ct.parallel_beam(shape, angles))
     angles = ct_geometry.sparse_view_angles(views, arc_deg)
-    op = ct.parallel_beam(tuple(volume.image.shape[-2:]), angles)
+    op = ct.parallel_beam(shape, angles)
     return _ct_problem(
         volume, generator, op, noise, {"geometry": "parallel", "views": views, "arc_deg": arc_deg}
     )
@@ -424,6 +434,7 @@ def fan_beam_operator(
     source_distance: float = 500.0,
     detector_distance: float = 1000.0,
     noise: float = 0.0,
+    views_file: str | None = None,
 ) -> VolumeProblem:
     """Sparse-view fan-beam CT (equiangular detector), slice by slice; sinograms simulated from the volume.
 
@@ -433,6 +444,7 @@ def fan_beam_operator(
         source_distance: source to isocentre in pixels (1 pixel = 1 mm).
         detector_distance: source to detector in pixels.
         noise: Gaussian sinogram noise std relative to the largest sinogram value.
+        views_file: planned views over candidate angles uniform over ``arc_deg`` (as for parallel beam).
     """
     from operators import ct, ct_geometry
 
@@ -442,9 +454,51 @@ def fan_beam_operator(
         )
     if views < 1:
         raise ConfigError(f"operator.views = {views}: need at least one view")
+    shape = tuple(volume.image.shape[-2:])
+    if views_file is not None:
+        return _planned_views_problem(volume, generator, views_file, arc_deg, noise, "fan",
+                                      lambda angles: ct.fan_beam(shape, angles, source_distance, detector_distance))
     angles = ct_geometry.sparse_view_angles(views, arc_deg)
-    op = ct.fan_beam(tuple(volume.image.shape[-2:]), angles, source_distance, detector_distance)
+    op = ct.fan_beam(shape, angles, source_distance, detector_distance)
     return _ct_problem(volume, generator, op, noise, {"geometry": "fan", "views": views, "arc_deg": arc_deg})
+
+
+def read_planned_views(path: str | Path, n_slices: int) -> torch.Tensor:
+    """Planned views from ``.npy`` (no pickles): bool ``(N,)``, ``(1, N)`` or ``(S, N)`` over ``N`` candidate
+    angles, the same count in every row; ``InputError`` naming the file for anything else."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a readable .npy views mask ({err})", field="views") from None
+    if arr.dtype != np.bool_:
+        raise InputError(path, f"views mask must be boolean, got {arr.dtype}", field="views")
+    arr = arr[None] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[0] not in (1, n_slices):
+        raise InputError(path, f"views mask has shape {tuple(arr.shape)}; need (N,), (1, N) or ({n_slices}, N)",
+                         field="views")
+    counts = arr.sum(-1)
+    if counts.min() < 1 or counts.min() != counts.max():
+        raise InputError(path, f"every slice needs the same number (>= 1) of views, got {counts.tolist()}",
+                         field="views")
+    return torch.from_numpy(arr)
+
+
+def _planned_views_problem(volume: Volume, generator: torch.Generator, path: str, arc_deg: float, noise: float,
+                           geometry: str, projector_of: Callable[[Any], Any]) -> VolumeProblem:
+    """CT of planned views: ``SelectRows(views) @ projector(all candidate angles)``, per slice if they differ."""
+    from operators import SelectRows, ct_geometry
+
+    planned = read_planned_views(path, volume.num_slices)
+    n = planned.shape[-1]
+    projector = projector_of(ct_geometry.sparse_view_angles(n, arc_deg))
+    idx = torch.nonzero(planned)[:, 1].reshape(planned.shape[0], -1)
+    info = {"geometry": geometry, "views": int(idx.shape[1]), "arc_deg": arc_deg, "candidate_views": n,
+            "views_file": str(path)}
+    if idx.shape[0] == 1:
+        return _ct_problem(volume, generator, SelectRows(idx[0], n) @ projector, noise, info)
+    every = SelectRows(idx, n, dim=-2, sample_dim=-3) @ projector
+    return _ct_problem(volume, generator, every, noise, info,
+                       lambda sl: SelectRows(idx[sl], n, dim=-2, sample_dim=-3) @ projector)
 
 
 # ---------------------------------------------------------------------------------------------------- priors

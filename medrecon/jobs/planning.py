@@ -126,6 +126,8 @@ def _ct_setup(spec: JobSpec, job: PreparedJob) -> PlanSetup:
 
     opts, volume, problem = spec.plan, job.volume, job.problem
     op_opts = spec.operator.options
+    if op_opts.get("views_file") is not None:
+        raise ConfigError("operator.views_file: plan-mask compares against uniformly spaced views; unset it")
     n = opts.candidate_views
     budget = opts.budget if opts.budget is not None else int(op_opts["views"])
     if not 1 <= budget <= n:

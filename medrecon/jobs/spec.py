@@ -10,7 +10,7 @@ A job file has five tables::
     [baseline.l1_wavelet]  lamda = 0.005                # optional: options of a baseline in run.baselines
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
-allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]``, ``[prior]`` and ``operator.mask_file`` are
+allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]``, ``[prior]`` and ``operator.mask_file``/``views_file`` are
 resolved against the job file's folder (against the working directory when given with ``--set``).
 """
 
@@ -51,7 +51,7 @@ __all__ = [
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
 OUTPUT_FORMATS = ("hdf5", "nifti", "dicom", "png")
-PATH_OPTIONS = {"data": ("path",), "prior": ("path",), "operator": ("mask_file",)}  # resolved against the job file
+PATH_OPTIONS = {"data": ("path",), "prior": ("path",), "operator": ("mask_file", "views_file")}  # resolved against the job file
 
 
 @dataclass(frozen=True)
