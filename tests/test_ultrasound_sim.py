@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medrecon.io.ultrasound_sim import SIM_PROBE, haze_rf, phantom, rf_from_phantom, simulate_frames
+from medrecon.training.ultrasound_sim import SIM_PROBE, haze_rf, phantom, rf_from_phantom, simulate_frames
 from medrecon.metrics.ultrasound import cnr, envelope_psnr, fwhm, gcnr, point_fwhm
 from operators.ultrasound import PulseEcho, bmode, envelope, pulse_echo_psf
 

@@ -64,7 +64,7 @@ def ultrasound_rf_data(*, path: str, sha256: str | None = None, fs: float | None
 @value_ranges(frames=Range(1), samples=Range(8), lines=Range(8))
 def ultrasound_phantom_data(*, phantom: Literal["speckle", "cysts", "points", "layers", "mixed"] = "mixed",
                             frames: int = 2, samples: int = 128, lines: int = 64, seed: int = 1234) -> Volume:
-    """Simulated RF frames (``medrecon.io.ultrasound_sim``, 3 MHz probe, one line per element), no input file.
+    """Simulated RF frames (``medrecon.training.ultrasound_sim``, 3 MHz probe, one line per element), no input file.
 
     Args:
         phantom: echogenicity model.
@@ -72,7 +72,7 @@ def ultrasound_phantom_data(*, phantom: Literal["speckle", "cysts", "points", "l
         samples, lines: frame size (axial samples at 12 MHz, lines 0.3 mm apart).
         seed: the simulation's generator seed (distinct from the priors' training seeds).
     """
-    from ..io.ultrasound_sim import SIM_PROBE, simulate_frames
+    from ..training.ultrasound_sim import SIM_PROBE, simulate_frames
 
     probe = Probe(fc=SIM_PROBE.fc, fs=SIM_PROBE.fs, n_elements=lines, pitch=SIM_PROBE.pitch,
                   bandwidth=SIM_PROBE.bandwidth, focus=SIM_PROBE.focus)

@@ -1,4 +1,4 @@
-"""Training and held-out patches of the ultrasound priors: simulated RF (``medrecon.io.ultrasound_sim``), each frame
+"""Training and held-out patches of the ultrasound priors: simulated RF (``ultrasound_sim``), each frame
 divided by its largest ``|rf|``, mu-law companded (mu = 255, the dehazing paper's ``C``) and cut into square
 patches. Tissue frames cycle through speckle, cysts, point targets, layers and mixed phantoms; haze frames are
 multipath clutter only. Training and held-out sets come from disjoint generator seeds.
@@ -29,7 +29,7 @@ def companded_patches(frames: torch.Tensor, size: int) -> np.ndarray:
 
 
 def _frames(source: str, n: int, seed: int) -> torch.Tensor:
-    from ..io.ultrasound_sim import simulate_frames
+    from .ultrasound_sim import simulate_frames
 
     if source not in US_SOURCES:
         raise ValueError(f"unknown ultrasound source {source!r}; allowed: {sorted(US_SOURCES)}")
