@@ -113,3 +113,15 @@ def test_npy_without_geometry_names_the_missing_field(tmp_path):
     np.save(tmp_path / "rf.npy", _frames(1))
     with pytest.raises(InputError, match=r"rf.npy \[fs\]"):
         read_rf(tmp_path / "rf.npy")
+
+
+def test_bench_ultrasound_quick_writes_its_tables(tmp_path):
+    from medrecon.bench.cli import suite_parser
+
+    out = tmp_path / "us.md"
+    args = suite_parser("ultrasound").parse_args(["--quick", "--threads", "1", "--gammas", "0.3", "--out", str(out)])
+    assert args._suite_main(args) == 0
+    text = out.read_text()
+    for row in ("| 0.3 | hazy input |", "| 0.3 | joint diffusion", "| 2x (16/32) | DDS", "| 4x (8/32) | linear",
+                "| 64x32 | 2048 |"):
+        assert row in text, row
