@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("medrecon.jobs.demo", "reconstruct the shipped fastMRI-format sample (the README's first command)"),
     "plan-mask": ("medrecon.jobs.plan_command", "plan an acquisition mask (k-space lines, CT views) by active subsampling"),
     "train-prior": ("medrecon.training.train", "train a 2D diffusion prior from a TOML config"),
+    "import-checkpoint": ("medrecon.priors.import_command",
+                          "convert a public ADM / NCSN++ checkpoint (.pt) into a safetensors prior, once"),
     "bench": ("medrecon.bench.cli", "benchmarks against peer libraries (operators, ct, prior, quality, samplers)"),
 }
 
