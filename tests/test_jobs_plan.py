@@ -168,4 +168,4 @@ def test_the_shipped_plan_job_checks(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli_main(["check", "fastmri_plan_4x.toml"]) == 0
     out = capsys.readouterr().out
-    assert "plan-mask adaptive lines: 32 of 128 (10 kept), 11 rounds" in out
+    assert "plan-mask adaptive lines: 32 of 128 (10 kept), 22 rounds" in out
