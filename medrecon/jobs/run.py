@@ -454,6 +454,11 @@ def run_job(
             metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
             for name, img in baseline_images.items():
                 metrics[name] = _metrics(img, ref, data_range)
+            if job.volume.modality == "ultrasound":
+                from .ultrasound import ultrasound_metrics
+
+                for name, img in {spec.sampler.kind: recon, **baseline_images}.items():
+                    metrics[name].update(ultrasound_metrics(img, ref, job.volume))
 
         record: dict[str, Any] = {
             "spec": spec.to_dict(),
