@@ -13,7 +13,8 @@ reconstructed by the same sampler (the jobs' DDS at its defaults, one chain), on
   the first half of the steps (``medrecon.active.acquisition_schedule``), with the Gaussian-mixture entropy
   kernel at its automatic width.
 * Per image: PSNR with the image's own maximum as data range and SSIM (as ``bench quality``); mean +- std.
-  Network evaluations and wall time of planning are per planned mask (all images planned in one batch).
+  Planning cost is per planned mask: its network calls (each call evaluates every chain of every image) and
+  its wall time (adaptive: the batch's time over its images; population: the whole run).
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def mri_rows(args: argparse.Namespace, accel: int) -> list[MaskRow]:
     initial = masks.center_mask(w, centre)
     planned, secs = _plan(plan_sampler, lines, prior, initial, full, budget, args, sigma)
     inloop = MaskRow(task, "adaptive (planning chains' mean)", f"{budget} lines",
-                     *_metrics(ref, (planned.x.abs() * scale).numpy()), planned.nfe, secs)
+                     *_metrics(ref, (planned.x.abs() * scale).numpy()), planned.nfe, secs / s)
     add("adaptive", lines.kspace_mask(planned.acquired), f"{budget} lines", planned.nfe, secs / s)
     rows.append(inloop)
     print(_line(inloop), flush=True)
