@@ -135,10 +135,12 @@ class CglsDefaults:
 
 @dataclass(frozen=True)
 class CoilMapDefaults:
-    """Coil maps of multi-coil MRI jobs: ``method`` (``lowres`` or ``espirit``) and ESPIRiT's kernel side."""
+    """Coil maps of multi-coil MRI jobs: ``method`` (``lowres`` or ``espirit``), ESPIRiT's kernel side and its
+    calibration rows along the readout."""
 
     method: str = "espirit"
     espirit_kernel: int = 6
+    calib_height: int = 64
 
 
 @dataclass(frozen=True)

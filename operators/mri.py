@@ -11,7 +11,7 @@ import torch
 
 from .base import Composition, LinearOperator
 
-__all__ = ["Coils", "FFT2c", "MultiCoilMRI", "Subsample", "fft2c", "ifft2c", "multicoil_mri"]
+__all__ = ["Coils", "FFT2c", "MultiCoilMRI", "Subsample", "crop_readout", "fft2c", "ifft2c", "multicoil_mri"]
 
 _DIMS = (-2, -1)
 
@@ -24,6 +24,22 @@ def fft2c(x: torch.Tensor) -> torch.Tensor:
 def ifft2c(y: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2D inverse FFT over the last two dimensions (fastMRI ``ifft2c``)."""
     return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(y, dim=_DIMS), dim=_DIMS, norm="ortho"), dim=_DIMS)
+
+
+def crop_readout(kspace: torch.Tensor, rows: int) -> torch.Tensor:
+    """k-space ``(..., H, W)`` of the image's centre ``rows`` rows (``(H - rows) // 2 + [0, rows)``, fastMRI's
+    centre-crop rule), ``(..., rows, W)``: centred orthonormal inverse FFT along ``H``, crop, FFT back. Columns
+    (phase encodes) are untouched, so a column mask commutes with it, and ``ifft2c`` of the result equals the
+    cropped rows of ``ifft2c(kspace)`` (e.g. fastMRI's 640 oversampled readout rows -> the 320 of the recon)."""
+    h = kspace.shape[-2]
+    if not 0 < rows <= h:
+        raise ValueError(f"rows must lie in [1, {h}], got {rows}")
+    if rows == h:
+        return kspace
+    hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(kspace, dim=-2), dim=-2, norm="ortho"), dim=-2)
+    top = (h - rows) // 2
+    cut = hybrid[..., top : top + rows, :]
+    return torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(cut, dim=-2), dim=-2, norm="ortho"), dim=-2)
 
 
 class FFT2c(LinearOperator):

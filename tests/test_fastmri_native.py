@@ -41,14 +41,26 @@ def _knee_file(path: Path, header: bool = True, reference: bool = True) -> tuple
     return path, image
 
 
-def test_native_grid_problem_reconstructs_full_grid_and_crops_to_recon_size(tmp_path):
+def test_native_grid_problem_crops_to_recon_size(tmp_path):
+    """The sampler's grid is the full k-space grid, or with ``readout_crop`` (the default) the recon size's rows
+    (640x368 -> 320x368 in miniature); either way the written images are cropped to the recon size like fastMRI's
+    reference, and CG-SENSE gives the same image on both grids."""
+    from medrecon.baselines.mri import cg_sense
+    from medrecon.metrics import psnr
+
     path, image = _knee_file(tmp_path / "knee.h5")
     volume = fastmri_data(path=str(path))
     assert volume.kspace.shape == (2, 4, *GRID) and volume.reference.shape == (2, *RECON)
-    problem = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), center_fraction=0.125)
-    assert problem.image_shape == GRID and problem.crop == RECON
+    recons = []
+    for readout_crop, shape in ((False, GRID), (True, (RECON[0], GRID[1]))):
+        problem = multicoil_mri_operator(volume, torch.Generator().manual_seed(0), center_fraction=0.125,
+                                         readout_crop=readout_crop)
+        assert problem.image_shape == shape and problem.crop == RECON and problem.info["kspace_grid"] == list(GRID)
+        assert problem.y.shape == (2, 4, *shape)
+        recons.append(magnitude(cg_sense(problem.y, problem.operator_for(slice(0, 2))), problem.crop))
     # the written reconstruction is |x| cropped like fastMRI's reference: exact for the true image (unit maps)
     np.testing.assert_allclose(magnitude(image, problem.crop), volume.reference.numpy(), rtol=1e-4, atol=1e-5)
+    assert psnr(recons[0], recons[1], float(recons[0].max())) > 40
 
 
 def test_header_less_file_crops_to_the_stored_reference_or_not_at_all(tmp_path):
@@ -146,7 +158,7 @@ def test_cli_fails_in_one_line_when_the_prior_does_not_serve_the_grid(tmp_path, 
         code = main([command, str(job)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert err.startswith(f"medrecon {command}: error: {data} [kspace]: the data's image grid is 64x40")
+    assert err.startswith(f"medrecon {command}: error: {data} [kspace]: the data's image grid is 32x40")
     assert "serves exactly 32x32" in err
     assert not out.exists()
 
@@ -157,7 +169,7 @@ def test_cli_default_prior_refuses_a_native_grid_file(tmp_path, capsys):
     job, _out = _job(tmp_path, data, "default")
     assert main(["check", str(job)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "64x40" in err and "serves exactly 128x128" in err, err
+    assert len(err.splitlines()) == 1 and "32x40" in err and "serves exactly 128x128" in err, err
 
 
 def test_cli_run_on_native_grid_writes_recon_size(tmp_path, capsys):

@@ -5,9 +5,9 @@ Schema (``fastmri/data/README.md``): dataset ``kspace`` ``(slices, coils, H, W)`
 ``reconstruction_rss`` / ``reconstruction_esc`` ``(slices, h, w)`` float centre-cropped magnitudes; optional ``mask``
 ``(W,)`` in test/challenge files; dataset ``ismrmrd_header`` (XML bytes) whose ``encoding/reconSpace/matrixSize``
 ``(x, y)`` gives the crop ``(h, w) = (x, y)`` (knee: 320x320) and whose ``encodingLimits/kspace_encoding_step_1``
-centre and maximum give the acquired phase-encode columns; attributes ``acquisition``, ``max`` / ``norm`` of the
-reconstruction. Single-coil k-space is returned with one coil axis, ``(1, H, W)``, so every slice plugs into
-:func:`operators.mri.multicoil_mri`.
+centre and maximum give the acquired phase-encode columns (``reconSpace/fieldOfView_mm``, when present, the pixel
+spacing); attributes ``acquisition``, ``max`` / ``norm`` of the reconstruction. Single-coil k-space is returned
+with one coil axis, ``(1, H, W)``, so every slice plugs into :func:`operators.mri.multicoil_mri`.
 
 fastMRI's image convention (:func:`rss_reference`): centred orthonormal inverse FFT per coil at the full k-space
 grid, centre crop to the recon size, root sum of squares over coils. Reconstructions are made at the full grid and
@@ -63,6 +63,8 @@ class FastMRIInfo:
         padding: fastMRI's ``(padding_left, padding_right)``: columns ``[left, right)`` were acquired, from the
             header's ``kspace_encoding_step_1`` limits (``None`` without them).
         has_header: an ``ismrmrd_header`` is stored.
+        pixel_spacing: ``(row, column)`` spacing of the recon grid in mm, from the header's
+            ``reconSpace/fieldOfView_mm`` (``None`` without it).
     """
 
     path: Path
@@ -77,6 +79,7 @@ class FastMRIInfo:
     attrs: dict = field(default_factory=dict)
     padding: tuple[int, int] | None = None
     has_header: bool = True
+    pixel_spacing: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,28 @@ class FastMRISlice:
 
 
 def ismrmrd_header(
-    encoded_size: tuple[int, int, int], recon_size: tuple[int, int], limits: tuple[int, int] | None = None
+    encoded_size: tuple[int, int, int],
+    recon_size: tuple[int, int],
+    limits: tuple[int, int] | None = None,
+    fov_mm: tuple[float, float] | None = None,
 ) -> bytes:
     """Minimal ISMRMRD XML header with the fields fastMRI reads: encoded and recon matrix sizes and the phase
     encoding limits ``limits = (center, maximum)`` of ``kspace_encoding_step_1`` (default: all ``y`` columns,
-    centre ``y // 2``)."""
+    centre ``y // 2``); with ``fov_mm`` ``(x, y)`` the recon field of view in mm (``fieldOfView_mm`` of both
+    spaces, the encoded one scaled by matrix size so both have the same pixel spacing)."""
     ex, ey, ez = encoded_size
     rx, ry = recon_size
     center, maximum = (ey // 2, ey - 1) if limits is None else limits
+    enc_fov = rec_fov = ""
+    if fov_mm is not None:
+        fx, fy = (float(v) for v in fov_mm)
+        rec_fov = f"<fieldOfView_mm><x>{fx:g}</x><y>{fy:g}</y><z>1</z></fieldOfView_mm>"
+        enc_fov = f"<fieldOfView_mm><x>{fx * ex / rx:g}</x><y>{fy * ey / ry:g}</y><z>1</z></fieldOfView_mm>"
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>'
-        f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>{ez}</z></matrixSize></encodedSpace>"
-        f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize></reconSpace>"
+        f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>{ez}</z></matrixSize>{enc_fov}</encodedSpace>"
+        f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>{rec_fov}</reconSpace>"
         "<encodingLimits><kspace_encoding_step_1>"
         f"<minimum>0</minimum><maximum>{maximum}</maximum><center>{center}</center>"
         "</kspace_encoding_step_1></encodingLimits>"
@@ -113,8 +125,9 @@ def ismrmrd_header(
 
 def _parse_header(
     path: Path, raw: object
-) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int] | None]:
-    """``(encoded (x, y, z), recon (x, y), padding (left, right) or None)`` as fastMRI's ``mri_data`` reads them.
+) -> tuple[tuple[int, int, int], tuple[int, int], tuple[int, int] | None, tuple[float, float] | None]:
+    """``(encoded (x, y, z), recon (x, y), padding (left, right) or None, recon pixel spacing (x, y) mm or None)``;
+    the first three as fastMRI's ``mri_data`` reads them, the spacing from ``reconSpace/fieldOfView_mm``.
 
     Tags are matched by local name, so headers with or without the ISMRMRD namespace both read."""
     try:
@@ -137,11 +150,18 @@ def _parse_header(
         if limits is not None and limits.find(f"{ns}center") is not None and limits.find(f"{ns}maximum") is not None:
             left = enc[1] // 2 - int(limits.find(f"{ns}center").text)  # type: ignore[union-attr, arg-type]
             padding = (left, left + int(limits.find(f"{ns}maximum").text) + 1)  # type: ignore[union-attr, arg-type]
+        fov = find("encoding", "reconSpace", "fieldOfView_mm")
+        spacing = None
+        if fov is not None:
+            fx, fy = (float(fov.find(f"{ns}{a}").text) for a in ("x", "y"))  # type: ignore[union-attr, arg-type]
+            if not (fx > 0 and fy > 0):
+                raise ValueError(f"reconSpace fieldOfView_mm {fx}x{fy} is not positive")
+            spacing = (fx / rec[0], fy / rec[1])
     except (ET.ParseError, ValueError, AttributeError, TypeError) as err:
         raise InputError(path, f"cannot read the ISMRMRD header ({err})", "ismrmrd_header") from None
     if min(rec[:2]) < 1:
         raise InputError(path, f"reconSpace matrixSize {rec[0]}x{rec[1]} is not a positive size", "ismrmrd_header")
-    return (enc[0], enc[1], enc[2]), (rec[0], rec[1]), padding
+    return (enc[0], enc[1], enc[2]), (rec[0], rec[1]), padding, spacing
 
 
 def _open(path: Path):
@@ -183,13 +203,13 @@ def _info(path: Path, hf) -> FastMRIInfo:
     grid = (int(ksp.shape[-2]), int(ksp.shape[-1]))
     has_header = "ismrmrd_header" in hf
     if has_header:
-        encoded, recon, padding = _parse_header(path, hf["ismrmrd_header"][()])
+        encoded, recon, padding, spacing = _parse_header(path, hf["ismrmrd_header"][()])
         for key in reconstructions:
             if tuple(int(n) for n in hf[key].shape[-2:]) != tuple(recon):
                 raise InputError(path, f"{key} is {tuple(hf[key].shape[-2:])} but the header's reconSpace is "
                                  f"{tuple(recon)}", key)
     else:
-        encoded, padding = (*grid, 1), None
+        encoded, padding, spacing = (*grid, 1), None, None
         recon = tuple(int(n) for n in hf[reconstructions[0]].shape[-2:]) if reconstructions else grid
     has_mask = "mask" in hf
     if has_mask and tuple(hf["mask"].shape) != (ksp.shape[-1],):
@@ -200,6 +220,7 @@ def _info(path: Path, hf) -> FastMRIInfo:
         path=path, multicoil=multicoil, num_slices=int(ksp.shape[0]), coils=int(ksp.shape[1]) if multicoil else 1,
         kspace_shape=grid, recon_size=recon, encoded_size=encoded,  # type: ignore[arg-type]
         reconstructions=reconstructions, has_mask=has_mask, attrs=attrs, padding=padding, has_header=has_header,
+        pixel_spacing=spacing,
     )
 
 
@@ -287,6 +308,7 @@ def write_fastmri(
     norm: float | None = None,
     compress: bool = False,
     limits: tuple[int, int] | None = None,
+    fov_mm: tuple[float, float] | None = None,
 ) -> Path:
     """Write a fastMRI-schema file atomically (a killed writer leaves no partial file).
 
@@ -301,6 +323,7 @@ def write_fastmri(
         compress: store datasets gzip-compressed (level 9, byte shuffle, one chunk per slice); readers that use
             h5py (fastMRI's included) decompress transparently.
         limits: header ``kspace_encoding_step_1`` ``(center, maximum)`` (default: all ``W`` columns acquired).
+        fov_mm: header ``reconSpace/fieldOfView_mm`` ``(x, y)`` (pixel spacing = FOV / recon size).
     """
     import h5py
 
@@ -330,7 +353,8 @@ def write_fastmri(
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.create_dataset("kspace", data=ksp, **options(ksp))
-        hf.create_dataset("ismrmrd_header", data=np.bytes_(ismrmrd_header((height, width, 1), tuple(size), limits)))
+        header = ismrmrd_header((height, width, 1), tuple(size), limits, fov_mm)
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(header))
         hf.attrs["acquisition"] = acquisition
         if rec is not None:
             hf.create_dataset(reconstruction_key, data=rec.astype(np.float32), **options(rec))

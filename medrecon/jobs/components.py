@@ -77,6 +77,8 @@ def fastmri_data(*, path: str, sha256: str | None = None, slices: list[int] | No
     reference = torch.stack([r.target for r in read]) if all(r.target is not None for r in read) else None
     mask = read[0].mask
     attrs = {**info.attrs, "recon_size": list(info.recon_size), "slices": chosen}
+    if info.pixel_spacing is not None:
+        attrs["pixel_spacing_mm"] = list(info.pixel_spacing)
     return Volume(
         "mri", Path(path), kspace=kspace, reference=reference, mask=mask, attrs=attrs, sha256=digest
     )
@@ -192,17 +194,18 @@ ESPIRIT_MIN_LINES = 3  # ESPIRiT calibrates on all centre columns x 64 readout r
 # (lines + 1) // 2 columns, so 5 lines (fastMRI 8x at 128 columns) use 6x3 kernels; 2 lines leave 6x1
 
 
-def _coil_maps(y: torch.Tensor, method: str, calib_width: int, kernel: int) -> torch.Tensor:
-    """Coil maps ``(S, C, H, W)`` from the ``calib_width`` fully sampled centre columns of ``y``."""
+def _coil_maps(y: torch.Tensor, method: str, calib_width: int, kernel: int, calib_height: int) -> torch.Tensor:
+    """Coil maps ``(S, C, H, W)`` from the ``calib_width`` fully sampled centre columns of ``y`` (ESPIRiT: by
+    ``calib_height`` readout rows)."""
     from operators import coil_maps
 
     if method == "espirit":
-        return coil_maps.espirit_maps(y, calib_width=calib_width, kernel_width=kernel)
+        return coil_maps.espirit_maps(y, calib_width=calib_width, calib_height=calib_height, kernel_width=kernel)
     return coil_maps.lowres_maps(y, calib_width=min(calib_width, *y.shape[-2:]))
 
 
 @value_ranges(acceleration=_ONE, center_fraction=Range(0, 1, lo_open=True), calib_width=_ONE,
-              espirit_kernel=_ONE, coils=_ONE)
+              calib_height=_ONE, espirit_kernel=_ONE, coils=_ONE)
 def multicoil_mri_operator(
     volume: Volume,
     generator: torch.Generator,
@@ -213,7 +216,9 @@ def multicoil_mri_operator(
     center_fraction: float = 0.08,
     coil_maps: Literal["espirit", "lowres"] = D.COIL_MAPS.method,  # type: ignore[assignment]
     calib_width: int | None = None,
+    calib_height: int = D.COIL_MAPS.calib_height,
     espirit_kernel: int = D.COIL_MAPS.espirit_kernel,
+    readout_crop: bool = True,
     coils: int | None = None,
 ) -> VolumeProblem:
     """Multi-coil Cartesian MRI ``A = Subsample(mask) @ FFT2c @ Coils(smaps)`` on the full k-space grid, coil maps
@@ -231,12 +236,17 @@ def multicoil_mri_operator(
         coil_maps: ``lowres`` (fast low-resolution maps) or ``espirit`` (ESPIRiT on all fully sampled centre
             columns x 64 readout rows; works from 3 centre lines, e.g. fastMRI's 10 at 4x and 5 at 8x of 128).
         calib_width: calibration columns (default: every fully sampled centre column of the masked data).
+        calib_height: ESPIRiT calibration rows along the fully sampled readout (capped at the k-space height).
         espirit_kernel: ESPIRiT kernel side, narrowed to ``(calib_width + 1) // 2`` columns when fewer lines.
+        readout_crop: reconstruct on the recon size's rows only (fastMRI knee: 640 oversampled readout rows ->
+            320): maps are estimated on the full grid and cropped, the measured k-space is moved to the centre
+            rows by :func:`operators.mri.crop_readout` (exact along the fully sampled readout; the signal outside
+            the recon field of view is dropped). ``false`` samples on the full k-space grid.
         coils: expected coil count (a file with another count is an error).
     """
     from operators import masks
     from operators.coil_maps import center_columns
-    from operators.mri import multicoil_mri
+    from operators.mri import crop_readout, multicoil_mri
 
     assert volume.kspace is not None
     path = volume.path or "data"
@@ -306,7 +316,7 @@ def multicoil_mri_operator(
     if espirit_kernel < 1:
         raise ConfigError(f"operator.espirit_kernel = {espirit_kernel}: need a kernel of at least 1")
     try:
-        smaps = _coil_maps(y, coil_maps, width, espirit_kernel)
+        smaps = _coil_maps(y, coil_maps, width, espirit_kernel, calib_height)
     except ValueError as err:
         raise ConfigError(f'operator.coil_maps = "{coil_maps}": {err}') from None
     ref = volume.reference
@@ -315,6 +325,10 @@ def multicoil_mri_operator(
         (int(recon_size[0]), int(recon_size[1])) if ref is None else (int(ref.shape[-2]), int(ref.shape[-1]))
     )
     crop = (min(crop[0], h), min(crop[1], w))
+    full_grid = (h, w)
+    if readout_crop and crop[0] < h:
+        top = (h - crop[0]) // 2
+        y, smaps, h = crop_readout(y, crop[0]), smaps[..., top : top + crop[0], :], crop[0]
     sampled = float(mask_cols.float().mean())
 
     def operator_for(sl: slice) -> torch.nn.Module:
@@ -325,6 +339,7 @@ def multicoil_mri_operator(
         "slices": n_slices,
         "coils": n_coils,
         "matrix": [h, w],
+        "kspace_grid": list(full_grid),
         "crop": list(crop),
         "mask": mask,
         "acceleration_nominal": acceleration,
@@ -334,6 +349,7 @@ def multicoil_mri_operator(
         "center_lines": center,
         "coil_maps": coil_maps,
         "calib_width": width,
+        "calib_height": min(calib_height, full_grid[0]),
     }
     shown = mask_cols if mask_cols.ndim == 1 else mask_cols.reshape(-1, w)[n_slices // 2]  # the figure's slice
     return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=shown, info=info)

@@ -115,7 +115,10 @@ def _mri_setup(spec: JobSpec, job: PreparedJob) -> PlanSetup:
     def fixed_for(sl: slice):
         return problem.operator_for(sl), problem.y[sl]
 
-    return PlanSetup("lines", lambda sl: KSpaceLines(problem.operator_for(sl)), volume.kspace,
+    from operators.mri import crop_readout
+
+    full = crop_readout(volume.kspace, problem.image_shape[0])  # the operator's rows (operator.readout_crop)
+    return PlanSetup("lines", lambda sl: KSpaceLines(problem.operator_for(sl)), full,
                      center_mask(w, centre / w), budget, None, list(range(w)), fixed, fixed_for)
 
 
