@@ -3,7 +3,8 @@
 Job components (``medrecon.jobs``), ``medrecon bench``, the notebook and the docs read these values; nothing else
 restates them. Each value was chosen on the validation split (``medrecon.jobs.image_sets``: MNI152 slices outside
 the reported band; real head-CT slices 0-53 of the InVesalius "Cranium" example), never on the images the
-benchmarks report; ``docs/benchmarks.md`` records the search.
+benchmarks report; ``docs/benchmarks.md`` records the search. The ultrasound values were chosen on simulated
+validation frames (``medrecon.bench.ultrasound.VALIDATION_SEED``), never on the benchmark's test frames.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ __all__ = [
     "DDS",
     "DDS_BY_MODALITY",
     "DPS",
+    "JOINT_DEHAZING",
     "L1_WAVELET",
     "PC",
     "RED_DIFF",
@@ -28,6 +30,7 @@ __all__ = [
     "CoilMapDefaults",
     "DdsDefaults",
     "DpsDefaults",
+    "JointDehazingDefaults",
     "L1WaveletDefaults",
     "PcDefaults",
     "RedDiffDefaults",
@@ -40,13 +43,15 @@ __all__ = [
 @dataclass(frozen=True)
 class DdsDefaults:
     """DDS: ``steps`` network calls on a Karras grid over the prior's trained noise range, DDS noise ``eta``,
-    ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``; ``clip`` clamps each
+    ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``, or a fixed proximal
+    weight ``gamma`` instead (0: the early-stopped normal equations, exact on a line mask); ``clip`` clamps each
     Tweedie estimate to the prior's data range."""
 
     steps: int = 50
     eta: float = 0.85
     cg_iters: int = 5
     lam: float = 1.0
+    gamma: float | None = None
     clip: bool = False
 
 
@@ -61,6 +66,23 @@ class DpsDefaults:
     guidance: str = "paper"
     lam: float = 1.0
     cg_iters: int = 5
+
+
+@dataclass(frozen=True)
+class JointDehazingDefaults:
+    """Joint two-prior dehazing (``medrecon.samplers.joint_dehazing``): ``steps`` on a Karras grid from
+    ``sigma_start`` (the measurement-started partial diffusion) to ``sigma_min``, gradient steps ``lam`` (tissue)
+    and ``kappa`` (haze), ``iters`` per step, ancestral noise ``eta``, and the haze weight ``gamma`` of the model
+    ``y = x + gamma h``. The dehazing paper's settings; not tuned."""
+
+    steps: int = 50
+    sigma_start: float = 0.5
+    sigma_min: float = 0.002
+    lam: float = 0.5
+    kappa: float = 0.5
+    iters: int = 1
+    eta: float = 1.0
+    gamma: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -161,9 +183,14 @@ class ActiveDefaults:
 
 ACTIVE = ActiveDefaults()
 COIL_MAPS = CoilMapDefaults()
-DDS_BY_MODALITY = {"mri": DdsDefaults(eta=1.0, lam=1.0), "ct": DdsDefaults(eta=0.85, lam=0.3, clip=True)}
+DDS_BY_MODALITY = {
+    "mri": DdsDefaults(eta=1.0, lam=1.0),
+    "ct": DdsDefaults(eta=0.85, lam=0.3, clip=True),
+    "ultrasound": DdsDefaults(eta=1.0, gamma=0.0, clip=True),  # scan-line completion of companded RF
+}
 DDS = DDS_BY_MODALITY["mri"]
 DPS = DpsDefaults()
+JOINT_DEHAZING = JointDehazingDefaults()
 PC = PcDefaults()
 RED_DIFF = RedDiffDefaults()
 SMC = SmcDefaults()
@@ -174,5 +201,6 @@ CGLS = CglsDefaults()
 
 
 def dds_for(modality: str | None) -> DdsDefaults:
-    """The DDS defaults for a prior of ``modality`` (``"mri"``, ``"ct"``; others get the MRI values)."""
+    """The DDS defaults for a prior of ``modality`` (``"mri"``, ``"ct"``, ``"ultrasound"``; others get the MRI
+    values)."""
     return DDS_BY_MODALITY.get(modality or "mri", DDS)

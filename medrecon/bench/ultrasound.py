@@ -4,6 +4,8 @@ interpolation of the missing lines) and the RF simulation's speed against PyMUST
 
 Test frames come from seeds the shipped priors never saw (``TEST_SEED``). Metrics on the envelope: PSNR against
 the clean tissue's envelope (peak = its maximum) and gCNR between the cysts and the background ring around them.
+``--search`` instead sweeps the ultrasound DDS settings on validation frames (``VALIDATION_SEED``, disjoint from
+the test and training seeds): where ``medrecon.defaults.DDS_BY_MODALITY["ultrasound"]`` was chosen.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import torch
 from .ct import _table
 
 TEST_SEED = 2_000_000
+VALIDATION_SEED = 3_000_000
+SEARCH_ETA = (0.5, 0.85, 1.0)
+SEARCH_CLIP = (True, False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.3, 0.6], help="haze levels gamma")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--search", action="store_true",
+                        help="sweep the DDS settings of scan-line completion on validation frames instead")
 
 
 def _envelope(rf: torch.Tensor) -> torch.Tensor:
@@ -33,12 +40,12 @@ def _envelope(rf: torch.Tensor) -> torch.Tensor:
     return envelope(rf.double())
 
 
-def _frames(n: int, samples: int, lines: int, kind: str, offset: int):
+def _frames(n: int, samples: int, lines: int, kind: str, offset: int, seed: int = TEST_SEED):
     from ..training.ultrasound_sim import SIM_PROBE, simulate_frames
     from operators.ultrasound import Probe
 
     probe = Probe(fc=SIM_PROBE.fc, fs=SIM_PROBE.fs, n_elements=lines, pitch=SIM_PROBE.pitch, focus=SIM_PROBE.focus)
-    return simulate_frames(n, samples, lines, torch.Generator().manual_seed(TEST_SEED + offset), kind, probe)
+    return simulate_frames(n, samples, lines, torch.Generator().manual_seed(seed + offset), kind, probe)
 
 
 def _priors(device: torch.device):
@@ -94,35 +101,69 @@ def _scores_env(env: torch.Tensor, clean_rf: torch.Tensor, phantoms) -> tuple[fl
     return float(np.mean(p)), float(np.mean(g)) if g else float("nan")
 
 
-def completion_rows(n: int, samples: int, lines: int, steps: int, seed: int, device: torch.device
-                    ) -> list[list[str]]:
-    """Scan-line completion at 2x and 4x: envelope PSNR and RF PSNR (peak max|rf|) of DDS and linear
-    interpolation of the missing lines, mean over ``n`` mixed frames."""
+def _completion(rf: torch.Tensor, factor: int, steps: int, seed: int, device: torch.device, eta: float,
+                clip: bool) -> tuple[dict[str, torch.Tensor], float]:
+    """Linear interpolation and DDS (tissue prior, ``gamma`` of the ultrasound defaults) of every ``factor``-th
+    line of ``rf`` ``(n, samples, lines)``: the RF estimates and DDS seconds per frame."""
+    from .. import defaults as D
     from ..baselines.ultrasound import interpolate_lines
-    from ..metrics import psnr
     from ..priors.meta import sigma_data, sigma_range
     from ..samplers import InverseProblem, dds, karras, run
     from operators.ultrasound import ScanLines, equispaced_lines, mu_law_compress, mu_law_expand
 
-    rf, _ = _frames(n, samples, lines, "mixed", 2)
+    lines = rf.shape[-1]
     tissue = _priors(device)[0]
     lo, hi = sigma_range(tissue.meta)
+    chosen = D.dds_for("ultrasound")
+    op = ScanLines(equispaced_lines(lines, factor), lines)
+    linear = interpolate_lines(op(rf), op.indices, lines)
+    t0 = time.perf_counter()
+    problem = InverseProblem(op.to(device), mu_law_compress(op(rf)).to(device), 0.0)
+    sampler = dds(steps, eta=eta, cg_iters=chosen.cg_iters, gamma=chosen.gamma, sigma_data=sigma_data(tissue.meta),
+                  sigmas=karras(steps, lo, hi), clip=(-1.0, 1.0) if clip else None)
+    out = run(sampler, problem, tissue, torch.Generator(device=device).manual_seed(seed), progress=False).x
+    seconds = (time.perf_counter() - t0) / rf.shape[0]
+    return {"linear interpolation (RF)": linear, "DDS (tissue prior)": mu_law_expand(out.cpu().double())}, seconds
+
+
+def _rf_psnr(rf: torch.Tensor, x: torch.Tensor) -> float:
+    from ..metrics import psnr
+
+    return float(np.mean([psnr(r[None], e[None], float(r.abs().max())) for r, e in zip(rf.double(), x)]))
+
+
+def completion_rows(n: int, samples: int, lines: int, steps: int, seed: int, device: torch.device
+                    ) -> list[list[str]]:
+    """Scan-line completion at 2x and 4x: envelope PSNR and RF PSNR (peak max|rf|) of DDS (the ultrasound
+    defaults) and linear interpolation of the missing lines, mean over ``n`` mixed frames."""
+    from .. import defaults as D
+
+    rf, _ = _frames(n, samples, lines, "mixed", 2)
+    chosen = D.dds_for("ultrasound")
     rows = []
     for factor in (2, 4):
-        op = ScanLines(equispaced_lines(lines, factor), lines)
-        linear = interpolate_lines(op(rf), op.indices, lines)
-        t0 = time.perf_counter()
-        problem = InverseProblem(op.to(device), mu_law_compress(op(rf)).to(device), 0.0)
-        sampler = dds(steps, eta=0.85, cg_iters=5, gamma=0.0, sigma_data=sigma_data(tissue.meta),
-                      sigmas=karras(steps, lo, hi), clip=(-1.0, 1.0))
-        out = run(sampler, problem, tissue, torch.Generator(device=device).manual_seed(seed), progress=False).x
-        seconds = (time.perf_counter() - t0) / n
-        est = {"linear interpolation (RF)": linear, "DDS (tissue prior)": mu_law_expand(out.cpu().double())}
+        est, seconds = _completion(rf, factor, steps, seed, device, chosen.eta, chosen.clip)
         for name, x in est.items():
             env_p, _ = _scores_env(_envelope(x), rf, [])
-            rf_p = float(np.mean([psnr(r[None], e[None], float(r.abs().max())) for r, e in zip(rf.double(), x)]))
-            rows.append([f"{factor}x ({op.indices.numel()}/{lines})", name, f"{env_p:.2f}", f"{rf_p:.2f}",
+            rows.append([f"{factor}x ({lines // factor}/{lines})", name, f"{env_p:.2f}", f"{_rf_psnr(rf, x):.2f}",
                          f"{seconds:.1f}" if name.startswith("DDS") else "-"])
+    return rows
+
+
+def search_rows(n: int, samples: int, lines: int, steps: int, seed: int, device: torch.device
+                ) -> list[list[str]]:
+    """DDS scan-line completion at 2x and 4x on ``n`` validation frames (``VALIDATION_SEED``) for every ``eta``
+    in ``SEARCH_ETA`` and clipping choice: envelope and RF PSNR, mean over both factors."""
+    rf, _ = _frames(n, samples, lines, "any", 0, VALIDATION_SEED)
+    rows = []
+    for eta in SEARCH_ETA:
+        for clip in SEARCH_CLIP:
+            env_p, rf_p = [], []
+            for factor in (2, 4):
+                x = _completion(rf, factor, steps, seed, device, eta, clip)[0]["DDS (tissue prior)"]
+                env_p.append(_scores_env(_envelope(x), rf, [])[0])
+                rf_p.append(_rf_psnr(rf, x))
+            rows.append([f"{eta:g}", "yes" if clip else "no", f"{np.mean(env_p):.2f}", f"{np.mean(rf_p):.2f}"])
     return rows
 
 
@@ -174,6 +215,15 @@ def main(args: argparse.Namespace) -> int:
     sizes, repeats = [(64, 32), (128, 64), (256, 128)], 9
     if args.quick:
         n, steps, samples, lines, sizes, repeats = 1, 4, 64, 32, [(64, 32)], 3
+    if args.search:
+        parts = [
+            f"DDS settings of scan-line completion on {n} simulated validation frames {samples}x{lines} (seed "
+            f"{VALIDATION_SEED}, every tissue kind), {steps} steps, gamma 0, mean over 2x and 4x; device {device}.",
+            "",
+            _table(["eta", "clip", "envelope PSNR (dB)", "RF PSNR (dB)"],
+                   search_rows(n, samples, lines, steps, args.seed, device)),
+        ]
+        return _emit("\n".join(parts), args.out)
     parts = [
         f"Simulated frames {samples}x{lines} (3 MHz, 12 MHz sampling, 0.3 mm lines), {n} per row, test seed "
         f"{TEST_SEED}; {steps} sampler steps; device {device}, torch {torch.__version__}, "
@@ -196,11 +246,14 @@ def main(args: argparse.Namespace) -> int:
         _table(["grid", "scatterers", "medrecon PulseEcho ms", "PyMUST simus ms", "speed-up"],
                speed_rows(sizes, repeats)),
     ]
-    table = "\n".join(parts)
+    return _emit("\n".join(parts), args.out)
+
+
+def _emit(table: str, out: str | None) -> int:
     print(table)
-    if args.out:
+    if out:
         from ..files import atomic_path
 
-        with atomic_path(args.out) as tmp:
+        with atomic_path(out) as tmp:
             tmp.write_text(table + "\n")
     return 0
