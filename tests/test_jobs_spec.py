@@ -208,4 +208,7 @@ def test_every_registered_component_has_a_documented_typed_schema():
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
     spec = load_spec(path)
-    assert spec.sampler.kind == "dds" and spec.sampler.options["steps"] == 50
+    # 50 DDS steps in every shipped job; a dehazing job separates two sources under two priors, which DDS cannot
+    # express, and runs the joint sampler of the DDIM family instead (same step count)
+    family = "joint_dehazing" if spec.operator.kind == "ultrasound_haze" else "dds"
+    assert spec.sampler.kind == family and spec.sampler.options["steps"] == 50

@@ -4,6 +4,7 @@ HDF5 layout (``write_rf_h5`` writes it, ``read_rf`` reads it)::
 
     rf          (frames, samples, lines) float   beamformed RF, one scan line per element
     iq          (frames, samples / d, lines, 2)  IQ baseband (real, imaginary) (written, optional on input)
+    <name>      (frames, samples, lines) float   optional: e.g. the clean tissue RF of hazy frames
     attrs       fs, fc (Hz), n_elements, pitch (m), c (m/s)
 
 A ``.npy`` file holds the ``rf`` array only; its geometry comes from the job. Every disagreement between the file
@@ -28,10 +29,12 @@ GEOMETRY = ("fs", "fc", "n_elements", "pitch")
 
 @dataclass
 class RFData:
-    """RF frames ``(frames, samples, lines)`` float32 and the probe they were acquired with."""
+    """RF frames ``(frames, samples, lines)`` float32, the probe they were acquired with and, if asked for, a
+    reference dataset of the same shape (the clean tissue of hazy frames, say)."""
 
     rf: np.ndarray
     probe: Probe
+    reference: np.ndarray | None = None
 
 
 def _check(path: Path, rf: np.ndarray, probe: Probe, stated: dict[str, float | None]) -> None:
@@ -55,10 +58,22 @@ def _check(path: Path, rf: np.ndarray, probe: Probe, stated: dict[str, float | N
         raise InputError(path, f"fs = {probe.fs:g} Hz is below twice fc = {probe.fc:g} Hz (aliased RF)", "fs")
 
 
+def _reference(path: Path, hf, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if name not in hf:
+        raise InputError(path, f"no dataset named {name!r} (datasets: {', '.join(hf)})", name)
+    ref = np.asarray(hf[name])
+    if ref.shape != shape or not np.issubdtype(ref.dtype, np.floating):
+        raise InputError(path, f"{name} is {ref.dtype} {ref.shape} but rf is float {shape}", name)
+    if not np.isfinite(ref).all():
+        raise InputError(path, f"{int((~np.isfinite(ref)).sum())} NaN or Inf samples", name)
+    return ref.astype(np.float32)
+
+
 def read_rf(path: str | Path, fs: float | None = None, fc: float | None = None, n_elements: int | None = None,
-            pitch: float | None = None, c: float = 1540.0) -> RFData:
+            pitch: float | None = None, c: float = 1540.0, reference: str | None = None) -> RFData:
     """RF frames and probe from ``path`` (``.h5``/``.hdf5`` with geometry attributes, or ``.npy`` with the
-    geometry given here). Stated values must agree with the file's (``InputError`` naming the field)."""
+    geometry given here), plus the HDF5 dataset ``reference`` (as ``rf``: same shape, finite) if named. Stated
+    values must agree with the file's (``InputError`` naming the field)."""
     path = Path(path)
     stated = {"fs": fs, "fc": fc, "n_elements": n_elements, "pitch": pitch}
     if not path.is_file():
@@ -68,6 +83,9 @@ def read_rf(path: str | Path, fs: float | None = None, fc: float | None = None, 
             rf = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise InputError(path, f"not a readable .npy array ({err})") from None
+        if reference is not None:
+            raise InputError(path, f"a .npy file holds one array: no reference dataset {reference!r} (use HDF5)",
+                             "reference")
         missing = [k for k in ("fs", "fc", "pitch") if stated[k] is None]
         if missing:
             raise InputError(path, f"a .npy file carries no geometry: set data.{missing[0]}", missing[0])
@@ -82,6 +100,7 @@ def read_rf(path: str | Path, fs: float | None = None, fc: float | None = None, 
                 raise InputError(path, "no dataset named 'rf'", "rf")
             rf = np.asarray(hf["rf"])
             attrs = dict(hf.attrs)
+            ref = None if reference is None else _reference(path, hf, reference, rf.shape)
     except OSError as err:
         raise InputError(path, f"not a readable HDF5 file ({err})") from None
     for key in GEOMETRY:
@@ -90,7 +109,7 @@ def read_rf(path: str | Path, fs: float | None = None, fc: float | None = None, 
     probe = Probe(fc=float(attrs["fc"]), fs=float(attrs["fs"]), n_elements=int(attrs["n_elements"]),
                   pitch=float(attrs["pitch"]), c=float(attrs.get("c", c)))
     _check(path, rf, probe, stated)
-    return RFData(rf.astype(np.float32), probe)
+    return RFData(rf.astype(np.float32), probe, ref)
 
 
 def write_rf_h5(path: Path, rf: np.ndarray, probe: Probe, iq: np.ndarray | None = None,

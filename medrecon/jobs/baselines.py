@@ -16,8 +16,8 @@ from .registry import Range, value_ranges
 _ONE = Range(1)
 _NON_NEGATIVE = Range(0)
 
-__all__ = ["BASELINES", "MODALITY", "cg_sense", "cgls", "check_baseline_modality", "fbp", "l1_wavelet",
-           "linear_lines", "tv", "zero_filled"]
+__all__ = ["BASELINES", "MODALITY", "OPERATOR", "cg_sense", "cgls", "check_baseline_modality", "fbp", "hazy_input",
+           "l1_wavelet", "linear_lines", "tv", "zero_filled"]
 
 
 def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
@@ -84,7 +84,18 @@ def linear_lines(y: torch.Tensor, op) -> torch.Tensor:
     """Ultrasound: each missing scan line linearly interpolated between the acquired neighbours."""
     from ..baselines.ultrasound import interpolate_lines
 
+    if op.indices.ndim == 2:  # planned lines, one set per frame
+        return torch.stack([interpolate_lines(f, idx, op.total) for f, idx in zip(y, op.indices)])
     return interpolate_lines(y, op.indices, op.total)
+
+
+def hazy_input(y: torch.Tensor, op) -> torch.Tensor:
+    """Ultrasound dehazing: the hazy frames themselves, companded like the priors (no dehazing)."""
+    from operators.ultrasound import mu_law_compress
+
+    from .ultrasound import MU
+
+    return mu_law_compress(y, MU)
 
 
 @value_ranges(lam_rel=_NON_NEGATIVE, iters=_ONE)
@@ -108,14 +119,17 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "cgls": cgls,
     "tv": tv,
     "linear_lines": linear_lines,
+    "hazy_input": hazy_input,
 }
 
 MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp": "ct", "cgls": "ct", "tv": "ct",
-            "linear_lines": "ultrasound"}
+            "linear_lines": "ultrasound", "hazy_input": "ultrasound"}
+OPERATOR = {"linear_lines": "ultrasound_scanlines", "hazy_input": "ultrasound_haze"}  # baselines of one operator
 
 
-def check_baseline_modality(names: list[str], modality: str) -> None:
-    """Refuse a baseline of the other modality (e.g. the CT ``tv`` on an MRI job) before any compute."""
+def check_baseline_modality(names: list[str], modality: str, operator: str | None = None) -> None:
+    """Refuse a baseline of the other modality (e.g. the CT ``tv`` on an MRI job), or of another operator kind
+    (``linear_lines`` on a dehazing job), before any compute."""
     from ..errors import ConfigError
 
     for name in names:
@@ -123,3 +137,7 @@ def check_baseline_modality(names: list[str], modality: str) -> None:
             fitting = ", ".join(k for k, v in MODALITY.items() if v == modality)
             raise ConfigError(f"run.baselines: {name!r} is a {MODALITY[name].upper()} baseline and this is an "
                               f"{modality.upper()} job (its baselines: {fitting})")
+        if operator is not None and OPERATOR.get(name, operator) != operator:
+            fitting = ", ".join(k for k, v in OPERATOR.items() if v == operator) or "none"
+            raise ConfigError(f"run.baselines: {name!r} needs operator.kind = {OPERATOR[name]!r}, not {operator!r} "
+                              f"(baselines of this operator: {fitting})")

@@ -269,6 +269,7 @@ def _default_entries() -> dict[str, dict[str, Callable[..., Any]]]:
             "parallel_beam_ct": c.parallel_beam_operator,
             "fan_beam_ct": c.fan_beam_operator,
             "ultrasound_scanlines": us.ultrasound_scanlines_operator,
+            "ultrasound_haze": us.ultrasound_haze_operator,
         },
         "prior": {
             "default": c.default_prior,

@@ -38,7 +38,7 @@ from .noise import resolve_sigma_y
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
-from .sampling import SamplerComponent, check_sampler_noise, sample_chunk
+from .sampling import SamplerComponent, check_sampler_noise, check_sampler_sources, sample_chunk
 from .spec import JobSpec, naming_job_file
 
 __all__ = [
@@ -80,7 +80,8 @@ class JobResult:
     metrics: dict[str, dict[str, float]]
     record: dict[str, Any]
     files: list[Path] = field(default_factory=list)
-    maps: dict[str, np.ndarray] = field(default_factory=dict)  # SMC: std, lower, upper (S, h, w), data units
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # SMC: std, lower, upper (S, h, w), data units;
+    # a joint sampler's further sources (dehazing: haze)
 
 
 def _device(name: str) -> torch.device:
@@ -175,15 +176,16 @@ def _prepare(spec: JobSpec, registry: Registry) -> PreparedJob:
             "measurements contain NaN or Inf values",
             field="kspace" if volume.modality == "mri" else "image",
         )
-    check_prior_serves(meta, problem.image_shape, str(volume.path or spec.data.kind))
+    check_prior_serves(meta, problem.image_shape, str(volume.path or spec.data.kind), volume)
     if isinstance(prior, torch.nn.Module):
         prior = prior.to(device)
     from ..priors.meta import meta_of
 
     sampler = registry.get("sampler", spec.sampler.kind).build(meta_of(prior), **spec.sampler.options)
+    check_sampler_sources(sampler, problem.info, spec.operator.kind)
     from .baselines import check_baseline_modality
 
-    check_baseline_modality(list(spec.baselines), volume.modality)
+    check_baseline_modality(list(spec.baselines), volume.modality, spec.operator.kind)
     baselines = {
         name: functools.partial(registry.get("baseline", name).build, **options)
         for name, options in spec.baselines.items()
@@ -432,6 +434,8 @@ def run_job(
         t_sampled = time.perf_counter()
         recon = magnitude(torch.cat(images), problem.crop)
         maps, ensemble = _ensemble_outputs(extras, problem.crop)
+        for name in job.sampler.further_priors:  # a joint sampler's further sources (dehazing: the haze)
+            maps[name] = magnitude(torch.cat([e[name] for e in extras]), problem.crop)
 
         baseline_images: dict[str, np.ndarray] = {}
         baseline_seconds: dict[str, float] = {}

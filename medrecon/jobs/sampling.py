@@ -7,7 +7,7 @@ wrapping a ``medrecon.samplers.Sampler``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ __all__ = [
     "ddim_projection",
     "dds",
     "dps",
+    "joint_dehazing",
     "mcg",
     "red_diff",
     "sample_chunk",
@@ -41,11 +42,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SamplerComponent:
-    """A configured sampler, the name it was built under and its resolved settings (for the run record)."""
+    """A configured sampler, the name it was built under and its resolved settings (for the run record).
+
+    ``further_priors`` (name -> denoiser) are the priors of further sources sampled jointly with the job's
+    prior (joint dehazing's haze): the state stacks ``[image, *further]`` along dim 1 under the product prior,
+    the reconstruction is the first source and each further one is a named output."""
 
     name: str
     sampler: Any
     settings: dict[str, Any] | None = None
+    further_priors: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> int:
+        """Stacked sources the sampler draws (1 for every single-prior sampler)."""
+        return 1 + len(self.further_priors)
 
     @property
     def num_steps(self) -> int:
@@ -108,7 +119,8 @@ def dds(
         cg_iters: CG iterations on (A^H A + rho I) x = A^H y + rho x0_hat per step.
         lam: weight of the noise-aware proximal term, rho = lam sigma_y^2 / Var[x0 | x_t] (none: the default
             for the prior's modality).
-        gamma: a fixed rho instead (DDS's published setting is 1; 0 the early-stopped normal equations).
+        gamma: a fixed rho instead (DDS's published setting is 1; 0 the early-stopped normal equations; none:
+            the modality's default, a fixed 0 for ultrasound scan lines, else the noise-aware rho).
         grid: noise levels: karras over the prior's trained range, or vp (the paper's linear VP grid).
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
@@ -118,6 +130,7 @@ def dds(
     chosen = D.dds_for(prior_meta.get("modality"))
     eta = chosen.eta if eta is None else eta
     lam = chosen.lam if lam is None else lam
+    gamma = chosen.gamma if gamma is None else gamma
     clip = chosen.clip if clip is None else clip
     settings = {"steps": steps, "eta": eta, "cg_iters": cg_iters, "lam": lam, "gamma": gamma, "grid": grid,
                 "clip": clip}
@@ -397,6 +410,64 @@ def afdps(
                      cg_iters=cg_iters, tol=1e-6, level=level)
 
 
+_J = D.JOINT_DEHAZING
+
+
+@value_ranges(steps=_ONE, sigma_start=_POSITIVE, sigma_min=_POSITIVE, lam=_NON_NEGATIVE, kappa=_NON_NEGATIVE,
+              iters=_ONE, eta=_UNIT)
+def joint_dehazing(
+    prior_meta: dict[str, Any],
+    *,
+    haze_prior: str | None = None,
+    steps: int = _J.steps,
+    sigma_start: float = _J.sigma_start,
+    sigma_min: float = _J.sigma_min,
+    lam: float = _J.lam,
+    kappa: float = _J.kappa,
+    iters: int = _J.iters,
+    eta: float = _J.eta,
+) -> SamplerComponent:
+    """Joint posterior sampling of tissue (the job's prior) and haze (a second prior) from one hazy measurement
+    (the dehazing paper's Algorithm 1; operator.kind = "ultrasound_haze").
+
+    Args:
+        haze_prior: the haze prior's sidecar .json or .safetensors (none: the shipped us_haze).
+        steps: diffusion steps (= network calls of the stacked prior).
+        sigma_start: the first noise level: the run starts from the measurement, C(y) + sigma_start xi.
+        sigma_min: the last non-zero noise level.
+        lam: gradient step of the tissue estimate on the companded data term.
+        kappa: gradient step of the haze estimate.
+        iters: gradient steps per sampler step.
+        eta: ancestral noise (1: the paper's stochastic sampler, 0 deterministic).
+    """
+    from .. import samplers
+    from ..errors import InputError
+
+    _positive(steps=steps, iters=iters)
+    if prior_meta.get("modality") != "ultrasound":
+        raise ConfigError(f'sampler.kind = "joint_dehazing" needs an ultrasound tissue prior (prior.kind = '
+                          f'"ultrasound"), got a {prior_meta.get("modality") or "modality-less"} prior')
+    if not sigma_min < sigma_start:
+        raise ConfigError(f"sampler.sigma_min = {sigma_min:g}: must be below sigma_start = {sigma_start:g}")
+    if haze_prior is None:
+        from .ultrasound import shipped_ultrasound_prior
+
+        haze, source = shipped_ultrasound_prior("haze"), "us_haze"
+    else:
+        from ..priors.checkpoint import load_prior
+
+        haze, source = load_prior(haze_prior), haze_prior
+    meta = getattr(haze, "meta", None) or {}
+    if meta.get("modality") != "ultrasound":
+        raise InputError(source, f"the haze prior is for {meta.get('modality')}, not ultrasound", "modality")
+    settings = {"haze_prior": {"source": source, **{k: meta[k] for k in ("weights", "weights_sha256") if k in meta}},
+                "steps": steps, "sigma_start": sigma_start, "sigma_min": sigma_min, "lam": lam, "kappa": kappa,
+                "iters": iters, "eta": eta}
+    built = _checked("joint_dehazing", lambda: samplers.joint_dehazing(
+        steps, sigma_start=sigma_start, sigma_min=sigma_min, lam=lam, kappa=kappa, iters=iters, eta=eta), settings)
+    return SamplerComponent(built.name, built.sampler, settings, {"haze": haze})
+
+
 SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "dds": dds,
     "ddim_projection": ddim_projection,
@@ -407,10 +478,22 @@ SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "smc": smc,
     "tds": tds,
     "afdps": afdps,
+    "joint_dehazing": joint_dehazing,
 }
 
 
 ENSEMBLES = ("smc", "tds", "afdps")
+
+
+def check_sampler_sources(component: SamplerComponent, problem_info: dict[str, Any], operator_kind: str) -> None:
+    """Refuse a sampler and an operator that disagree on the number of stacked sources (joint dehazing on scan
+    lines, DDS on the haze model), before any compute."""
+    sources = list(problem_info.get("sources", ["image"]))
+    if len(sources) != component.sources:
+        need = ('a joint sampler (sampler.kind = "joint_dehazing")' if len(sources) > 1
+                else "a single-source sampler (dds, dps, ...)")
+        raise ConfigError(f"sampler.kind = {component.name!r} draws {component.sources} source(s) but operator.kind = "
+                          f"{operator_kind!r} measures {len(sources)} ({', '.join(sources)}); it needs {need}")
 
 
 def check_sampler_noise(component: SamplerComponent, sigma_y: float) -> None:
@@ -436,13 +519,18 @@ def sample_chunk(
 ) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]]:
     """Run one chunk ``y`` ``(b, *range)`` to the end; returns ``x`` ``(b, H, W)``, its timings and the sampler's
     further outputs (the SMC ensembles' ``std``, ``lower``, ``upper`` maps ``(b, H, W)``, ``ess`` ``(b, steps +
-    1)`` and ``resamples`` ``(b,)``; empty for the other samplers).
+    1)`` and ``resamples`` ``(b,)``; a joint sampler's further sources ``(b, H, W)`` by name; empty for the other
+    samplers).
 
     ``checkpoint`` is a folder: an existing checkpoint there is resumed (state and generator), and a new one
     is written every ``checkpoint_every`` steps.
     """
     from .. import samplers
 
+    if component.further_priors:
+        from ..priors.stacked import StackedDenoiser
+
+        prior = StackedDenoiser([prior, *(p.to(y.device) for p in component.further_priors.values())])
     problem = samplers.InverseProblem(op, y, sigma_y)
     callbacks = [] if callback is None else [lambda state, info: callback(state)]
     result = samplers.run(
@@ -455,10 +543,14 @@ def sample_chunk(
         checkpoint_dir=checkpoint,
         checkpoint_every=checkpoint_every if checkpoint else 0,
     )
+    x, outputs = result.x, dict(result.outputs)
+    if component.further_priors:  # stacked sources: the first is the reconstruction, the others named outputs
+        outputs.update({name: x[:, k + 1] for k, name in enumerate(component.further_priors)})
+        x = x[:, 0]
     timing = {
         "nfe": result.nfe,
         "sampler_s": result.seconds,
         "network_s": result.network_seconds,
         "step_s": [round(s.seconds, 6) for s in result.steps],
     }
-    return result.x, timing, result.outputs
+    return x, timing, outputs

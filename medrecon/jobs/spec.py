@@ -10,7 +10,7 @@ A job file has five tables::
     [baseline.l1_wavelet]  lamda = 0.005                # optional: options of a baseline in run.baselines
 
 The first four name a registry component (``medrecon list`` shows them) whose keyword-only parameters are the
-allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]``, ``[prior]`` and ``operator.mask_file``/``views_file`` are
+allowed keys; ``[run]`` is ``RunOptions`` below. Relative paths in ``[data]``, ``[prior]``, ``operator.mask_file``/``views_file`` and ``sampler.haze_prior`` are
 resolved against the job file's folder (against the working directory when given with ``--set``).
 """
 
@@ -51,7 +51,8 @@ __all__ = [
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
 OUTPUT_FORMATS = ("hdf5", "nifti", "dicom", "png")
-PATH_OPTIONS = {"data": ("path",), "prior": ("path",), "operator": ("mask_file", "views_file")}  # resolved against the job file
+PATH_OPTIONS = {"data": ("path",), "prior": ("path",), "operator": ("mask_file", "views_file"),
+                "sampler": ("haze_prior",)}  # resolved against the job file
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,11 @@ class PlanOptions:
     Attributes:
         mode: ``adaptive`` (a mask per slice, planned while its posterior is sampled) or ``population`` (one mask
             planned on every slice of the data, to fix for new subjects).
-        budget: k-space lines (MRI) or views (CT) in the final mask, the kept ones included (default: as many
-            as the operator's own mask or views, the fixed acquisition the plan is compared with).
-        center_lines: MRI centre lines kept from the start (default ``round(W * operator.center_fraction)``).
+        budget: k-space lines (MRI), views (CT) or scan lines (ultrasound) in the final mask, the kept ones
+            included (default: as many as the operator's own mask, views or lines, the fixed acquisition the plan
+            is compared with).
+        center_lines: centre lines kept from the start: MRI (default ``round(W * operator.center_fraction)``),
+            ultrasound scan lines (default 1).
         chains: particles per slice (chains of the job's sampler; an SMC sampler uses its own particles).
         per_round: acquisitions per round.
         start, stop: the sampler steps between which the rounds run (default ``stop``: ``stop_fraction`` of the
