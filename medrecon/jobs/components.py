@@ -355,9 +355,9 @@ def multicoil_mri_operator(
     return VolumeProblem(y, operator_for, (h, w), torch.complex64, crop, mask=shown, info=info)
 
 
-def read_planned_mask(path: str | Path, n_slices: int, width: int) -> torch.Tensor:
+def read_planned_mask(path: str | Path, n_slices: int, width: int, data: str = "this k-space") -> torch.Tensor:
     """A planned column mask from ``.npy`` (no pickles): ``(W,)``, ``(1, W)`` or ``(S, W)`` bool (or 0/1);
-    ``InputError`` naming the file for anything else."""
+    ``InputError`` naming the file (and what ``data`` needs) for anything else."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -367,7 +367,7 @@ def read_planned_mask(path: str | Path, n_slices: int, width: int) -> torch.Tens
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[-1] != width or arr.shape[0] not in (1, n_slices):
-        raise InputError(path, f"mask has shape {tuple(arr.shape)}; this k-space needs ({width},), (1, {width}) "
+        raise InputError(path, f"mask has shape {tuple(arr.shape)}; {data} needs ({width},), (1, {width}) "
                          f"or ({n_slices}, {width})", field="mask")
     arr = arr.astype(bool)
     if not bool(arr.any(-1).all()):

@@ -1,5 +1,6 @@
-"""``plan_job``: plan a k-space line mask (MRI) or a set of views (CT) for a job, retrospectively from its fully
-sampled data, and write the mask with its provenance, a report figure and the record.
+"""``plan_job``: plan a k-space line mask (MRI), a set of views (CT) or of scan lines (ultrasound) for a job,
+retrospectively from its fully sampled data, and write the mask with its provenance, a report figure and the
+record.
 
 Order of work (nothing is written before every input has been checked):
 
@@ -76,7 +77,8 @@ def setup_plan(spec: JobSpec, job: PreparedJob) -> PlanSetup:
     from ..active import acquisition_schedule
 
     opts = spec.plan
-    setup = _mri_setup(spec, job) if job.volume.modality == "mri" else _ct_setup(spec, job)
+    setups = {"mri": _mri_setup, "ct": _ct_setup, "ultrasound": _ultrasound_setup}
+    setup = setups[job.volume.modality](spec, job)
     to_acquire = setup.budget - int(setup.initial.sum())
     steps = job.sampler.num_steps
     stop = opts.stop if opts.stop is not None else max(opts.start, int(D.ACTIVE.stop_fraction * steps))
@@ -160,6 +162,39 @@ def _ct_setup(spec: JobSpec, job: PreparedJob) -> PlanSetup:
 
     return PlanSetup("views", lambda sl: ProjectionViews(projector, torch.tensor(angles)), full, initial, budget,
                      None, list(angles), fixed, fixed_for)
+
+
+def _ultrasound_setup(spec: JobSpec, job: PreparedJob) -> PlanSetup:
+    from operators.masks import center_mask
+
+    from ..active.ultrasound import ScanLineCandidates
+
+    opts, volume, problem = spec.plan, job.volume, job.problem
+    if spec.operator.kind != "ultrasound_scanlines":
+        raise ConfigError(f"operator.kind = {spec.operator.kind!r}: plan-mask plans ultrasound scan lines; use "
+                          '"ultrasound_scanlines"')
+    if spec.operator.options.get("mask_file") is not None:
+        raise ConfigError("operator.mask_file: plan-mask compares against a fixed line mask; unset it")
+    total = int(problem.info["lines_total"])
+    fixed = problem.mask.reshape(-1).cpu().numpy().astype(bool)
+    budget = opts.budget if opts.budget is not None else int(fixed.sum())
+    centre = opts.center_lines if opts.center_lines is not None else 1
+    if not 1 <= centre <= total:
+        raise ConfigError(f"plan.center_lines = {centre}: need 1 to {total} (the frames have {total} lines)")
+    if not centre <= budget <= total:
+        raise ConfigError(f"plan.budget = {budget}: need {centre} (the centre lines) to the {total} scan lines")
+    full = volume.image
+    noise_std = float(problem.info.get("noise_std", 0.0))
+    if noise_std > 0:  # the same noise level as the job's own lines
+        g = torch.Generator().manual_seed(spec.run.seed)
+        full = full + noise_std * torch.randn(full.shape, generator=g, dtype=full.dtype)
+    candidates = ScanLineCandidates(total)
+
+    def fixed_for(sl: slice):
+        return problem.operator_for(sl), problem.y[sl]
+
+    return PlanSetup("lines", lambda sl: candidates, full, center_mask(total, centre / total), budget, None,
+                     list(range(total)), fixed, fixed_for)
 
 
 def plan_job(spec: JobSpec, out: str | Path | None = None, progress: bool = True,
