@@ -125,3 +125,12 @@ def test_bench_ultrasound_quick_writes_its_tables(tmp_path):
     for row in ("| 0.3 | hazy input |", "| 0.3 | joint diffusion", "| 2x (16/32) | DDS", "| 4x (8/32) | linear",
                 "| 64x32 | 2048 |"):
         assert row in text, row
+
+
+def test_bench_ultrasound_real_figure_shows_the_pydicom_ultrasound_cine(tmp_path):
+    from medrecon.bench.ultrasound import real_bmode_db, real_figure
+
+    db = real_bmode_db(dynamic_range_db=50.0)
+    assert db.shape == (30, 240, 320) and -50.0 <= db.min() < db.max() <= 0.0
+    real_figure(str(tmp_path / "real.png"))
+    assert (tmp_path / "real.png").stat().st_size > 20_000

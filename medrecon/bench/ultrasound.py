@@ -6,6 +6,8 @@ Test frames come from seeds the shipped priors never saw (``TEST_SEED``). Metric
 the clean tissue's envelope (peak = its maximum) and gCNR between the cysts and the background ring around them.
 ``--search`` instead sweeps the ultrasound DDS settings on validation frames (``VALIDATION_SEED``, disjoint from
 the test and training seeds): where ``medrecon.defaults.DDS_BY_MODALITY["ultrasound"]`` was chosen.
+``--real-figure PNG`` draws a qualitative panel of real B-mode frames (pydicom-data's ultrasound cine
+``REAL_FRAMES``, display only: no RF, no metrics) beside simulated B-mode on the same dB scale.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ TEST_SEED = 2_000_000
 VALIDATION_SEED = 3_000_000
 SEARCH_ETA = (0.5, 0.85, 1.0)
 SEARCH_CLIP = (True, False)
+REAL_FRAMES = "examples_ybr_color.dcm"  # pydicom-data: a 30-frame cardiac cine (US modality, 240x320)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--search", action="store_true",
                         help="sweep the DDS settings of scan-line completion on validation frames instead")
+    parser.add_argument("--real-figure", default=None, metavar="PNG",
+                        help="write the qualitative panel of real B-mode frames (pydicom-data) instead")
 
 
 def _envelope(rf: torch.Tensor) -> torch.Tensor:
@@ -215,6 +220,10 @@ def main(args: argparse.Namespace) -> int:
     sizes, repeats = [(64, 32), (128, 64), (256, 128)], 9
     if args.quick:
         n, steps, samples, lines, sizes, repeats = 1, 4, 64, 32, [(64, 32)], 3
+    if args.real_figure:
+        real_figure(args.real_figure)
+        print(f"wrote {args.real_figure}")
+        return 0
     if args.search:
         parts = [
             f"DDS settings of scan-line completion on {n} simulated validation frames {samples}x{lines} (seed "
@@ -247,6 +256,55 @@ def main(args: argparse.Namespace) -> int:
                speed_rows(sizes, repeats)),
     ]
     return _emit("\n".join(parts), args.out)
+
+
+def real_bmode_db(name: str = REAL_FRAMES, dynamic_range_db: float = 50.0) -> np.ndarray:
+    """The cine frames of the pydicom-data ultrasound file ``name`` as display dB ``(frames, rows, cols)``: the
+    stored luminance mapped linearly onto ``[-dynamic_range_db, 0]`` (the scanner's own compression is not
+    recorded, so this is for display only)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file(name))
+    if ds.Modality != "US":
+        raise ValueError(f"{name} is {ds.Modality}, not an ultrasound file")
+    frames = ds.pixel_array.astype(np.float64)  # RGB after pydicom's YBR conversion
+    gray = frames.mean(-1) if frames.shape[-1] == 3 else frames
+    gray = gray if gray.ndim == 3 else gray[None]
+    return (gray / 255.0 - 1.0) * dynamic_range_db
+
+
+def real_figure(path: str, dynamic_range_db: float = 50.0, picks: tuple[int, ...] = (0, 10, 20)) -> None:
+    """A PNG of real cine frames (``real_bmode_db``) beside simulated B-mode (a mixed phantom, and with haze
+    ``gamma = 0.6``) on one dB scale with a dB colorbar: a qualitative look at speckle and haze, no metrics."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from ..files import atomic_path
+    from operators.ultrasound import bmode
+
+    real = real_bmode_db(REAL_FRAMES, dynamic_range_db)
+    tissue, _ = _frames(1, 256, 64, "mixed", 0, VALIDATION_SEED)
+    haze, _ = _frames(1, 256, 64, "haze", 1, VALIDATION_SEED)
+    panels = {f"real frame {k} of {len(real)} (pydicom-data)": real[k, 15:225, 50:270]  # the sector, no overlay
+              for k in picks if k < len(real)}
+    panels["simulated tissue"] = bmode(tissue[0].double(), dynamic_range_db).numpy()
+    panels["simulated, haze gamma = 0.6"] = bmode((tissue[0] + 0.6 * haze[0]).double(), dynamic_range_db).numpy()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels) + 0.8, 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.0] * (len(panels) - 2) + [0.55, 0.55]})
+    handle = None
+    for ax, (name, img) in zip(axes[0], panels.items()):
+        handle = ax.imshow(img, cmap="gray", vmin=-dynamic_range_db, vmax=0.0, aspect="auto")
+        ax.set_title(name, fontsize=7)
+        ax.set_axis_off()
+    bar = fig.colorbar(handle, ax=list(axes[0]), fraction=0.02, pad=0.01)
+    bar.set_label("dB (real frames: stored gray levels mapped linearly, display only)", fontsize=6)
+    fig.suptitle("Qualitative only: real B-mode display frames (no RF) beside simulated B-mode", fontsize=8)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
 
 
 def _emit(table: str, out: str | None) -> int:
