@@ -17,9 +17,9 @@ from medrecon.jobs.shipped import shipped_jobs
 from medrecon.jobs.spec import load_spec
 from medrecon.training.ultrasound_sim import SIM_PROBE, simulate_frames
 from operators.ultrasound import Probe
+from tests.test_jobs_ultrasound import PROBE
 
 SMALL = ["data.frames=1", "data.samples=64", "data.lines=32", "sampler.steps=3", "run.batch_size=1"]
-PROBE = Probe(fc=SIM_PROBE.fc, fs=SIM_PROBE.fs, n_elements=32, pitch=SIM_PROBE.pitch)
 
 
 def test_shipped_dehazing_job_writes_tissue_haze_and_metrics(tmp_path):
@@ -136,3 +136,12 @@ def test_ultrasound_dds_defaults_come_from_the_defaults_table():
     settings = dds(shipped_ultrasound_prior("tissue").meta).settings
     assert (settings["eta"], settings["gamma"], settings["clip"]) == (chosen.eta, chosen.gamma, chosen.clip)
     assert chosen.gamma == 0.0 and chosen.clip and D.dds_for("ct").gamma is None
+
+
+def test_check_validates_the_dehazing_job_on_its_two_source_domain(capsys, tmp_path):
+    args = ["check", "ultrasound_dehazing.toml", "--out", str(tmp_path / "out")]
+    for item in SMALL:
+        args += ["--set", item]
+    assert cli_main(args) == 0
+    text = capsys.readouterr().out
+    assert "adjoint" in text and "(ok)" in text and "sampler joint_dehazing" in text

@@ -9,6 +9,7 @@ time (``medrecon.jobs.estimate``: one probe call of the prior at the job's chunk
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -45,14 +46,14 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
     """Rough peak memory of ``run_job`` in bytes: measurements, one chunk's operator and sampler work tensors,
     the prior's parameters (network activations are not included)."""
     problem = job.problem
-    h, w = problem.image_shape
     particles = int(getattr(job.sampler.sampler, "samples_per_image", 1))  # SMC: every slice holds P particles
-    image = particles * batch * h * w * torch.empty((), dtype=problem.dtype).element_size()
+    image = particles * batch * math.prod(problem.domain_shape) * torch.empty((), dtype=problem.dtype).element_size()
     per_slice_y = _bytes(problem.y[0])
     op = problem.operator_for(slice(0, min(batch, problem.num_slices)))
     op_bytes = sum(_bytes(b) for b in op.buffers())
     prior = job.prior
     params = sum(_bytes(p) for p in prior.parameters()) if isinstance(prior, torch.nn.Module) else 0
+    params += sum(_bytes(p) for q in job.sampler.further_priors.values() for p in q.parameters())
     return {
         "measurements": _bytes(problem.y),
         "operator (one chunk)": op_bytes,
@@ -87,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"acquires  {describe_acquisition(problem.info)}")
     op = problem.operator_for(slice(0, 1))
     try:
-        err = check_adjoint(op, (1, *problem.image_shape), problem.dtype, torch.Generator().manual_seed(0))
+        err = check_adjoint(op, (1, *problem.domain_shape), problem.dtype, torch.Generator().manual_seed(0))
     except AssertionError as failure:
         raise InputError(spec.operator.kind, f"operator adjoint test failed: {failure}") from None
     print(f"adjoint   <Ax, y> vs <x, A^H y> on one slice: relative error {err:.1e} (ok)")

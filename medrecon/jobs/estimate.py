@@ -100,8 +100,9 @@ def estimate_run_time(job: Any, setup_s: float = 0.0) -> RunTimeEstimate:
     steps = int(sampler.num_steps)
     calls = steps * _calls_per_step(sampler)
     call_s = _network_call_s(job, batch * int(getattr(sampler, "samples_per_image", 1)))  # SMC: P per slice
+    call_s *= job.sampler.sources  # a joint sampler calls one network per stacked source
     op = problem.operator_for(slice(0, batch)).to(job.device)
-    x = torch.zeros((batch, *problem.image_shape), dtype=problem.dtype, device=job.device)
+    x = torch.zeros((batch, *problem.domain_shape), dtype=problem.dtype, device=job.device)
     with torch.no_grad():
         op.normal(x)
         normal_s = _timed(lambda: op.normal(x))

@@ -75,4 +75,11 @@ class VolumeProblem:
     def num_slices(self) -> int:
         return int(self.y.shape[0])
 
+    @property
+    def domain_shape(self) -> tuple[int, ...]:
+        """The operator's domain per slice: ``image_shape``, or ``(K, H, W)`` for ``K`` stacked sources
+        (``info["sources"]``, dehazing's tissue and haze)."""
+        sources = self.info.get("sources")
+        return tuple(self.image_shape) if not sources else (len(sources), *self.image_shape)
+
 
