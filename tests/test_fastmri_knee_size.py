@@ -88,3 +88,18 @@ def test_espirit_matches_sigpy_at_native_size(knee):
     theirs = sigpy_app.EspiritCalib(ksp.numpy(), calib_width=24, kernel_width=6, show_pbar=False).run()
     ours = espirit_maps(ksp, calib_width=24, calib_height=24, kernel_width=6)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=5e-5)
+
+
+def test_bench_native_writes_its_table(tmp_path):
+    """``medrecon bench native`` in miniature: the shipped job on a generated file, one row per method."""
+    pytest.importorskip("monai")
+    from medrecon.bench.cli import suite_parser
+
+    out = tmp_path / "native.md"
+    args = suite_parser("native").parse_args(["--size", "64", "--coils", "4", "--slices", "1", "--steps", "2",
+                                              "--out", str(out)])
+    assert args._suite_main(args) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| DDS (shipped prior)", "| zero-filled", "| CG-SENSE",
+                                                 "| L1-wavelet"]
+    assert rows[0].split(" | ")[1] == "2"

@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "posterior": "distance of every sampler from exact Gaussian-mixture posteriors",
     "ensembles": "SMC particles per second, memory per particle, calibration on prior draws",
     "active": "planned acquisition masks and views vs fixed ones at the same budget",
+    "native": "the shipped fastMRI job at a native grid (320x320, 15 coils): DDS vs CG-SENSE, L1-wavelet",
     "ultrasound": "dehazing (gCNR, envelope PSNR), scan-line completion 2x/4x, RF simulation vs PyMUST",
 }
 

@@ -28,6 +28,7 @@ __all__ = [
     "ComplexParts",
     "EDMDenoiser",
     "LearnedSigmaSplit",
+    "PadToMultiple",
     "Rescaled",
     "SliceWise",
     "VEDenoiser",
@@ -226,6 +227,26 @@ class AddChannel(nn.Module):
             raise TypeError("AddChannel expects a real (B, H, W) tensor; use ComplexAsChannels for complex images")
         s = as_sigma(sigma, x)
         return self.denoiser(x.unsqueeze(1), s).squeeze(1)
+
+
+class PadToMultiple(nn.Module):
+    """A channel-space denoiser ``(B, C, H, W)`` run on the next grid whose sides are multiples of ``multiple``
+    ``(mh, mw)``: the input is padded at the bottom and right by reflection (the padded noise keeps its level),
+    the output cropped back to ``(H, W)``; grids that already fit pass through unchanged."""
+
+    def __init__(self, denoiser: Denoiser, multiple: tuple[int, int]):
+        super().__init__()
+        self.denoiser = denoiser
+        self.multiple = (int(multiple[0]), int(multiple[1]))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.multiple[0], -w % self.multiple[1]
+        if ph == pw == 0:
+            return self.denoiser(x, sigma)
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        padded = nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        return self.denoiser(padded, as_sigma(sigma, x))[..., :h, :w]
 
 
 class SliceWise(nn.Module):

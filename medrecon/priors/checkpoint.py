@@ -29,8 +29,18 @@ from torch import nn
 
 from ..errors import ChecksumError, InputError
 from ..files import atomic_path, read_json_object, sha256_file
-from .adapters import AddChannel, ComplexAsChannels, ComplexParts, EDMDenoiser, Rescaled, VEDenoiser, VPDenoiser
+from .adapters import (
+    AddChannel,
+    ComplexAsChannels,
+    ComplexParts,
+    EDMDenoiser,
+    PadToMultiple,
+    Rescaled,
+    VEDenoiser,
+    VPDenoiser,
+)
 from .architectures import architecture
+from .meta import served_shapes
 
 __all__ = [
     "DEFAULT_DIR",
@@ -203,12 +213,16 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
 
 def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     """The ``Denoiser`` on ``(B, H, W)`` images of a network called as its architecture entry says, for its sidecar:
-    the parameterisation's adapter, then ``network_units`` (``Rescaled``), then the complex layout
-    (``ComplexAsChannels``, ``ComplexParts``) or ``AddChannel``. The sidecar becomes its ``meta``."""
+    the parameterisation's adapter, then ``network_units`` (``Rescaled``), padding to the sidecar's
+    ``serves.multiple_of`` when ``serves.pad`` (``PadToMultiple``), then the complex layout (``ComplexAsChannels``,
+    ``ComplexParts``) or ``AddChannel``. The sidecar becomes its ``meta``."""
     inner = network_denoiser(meta, net)
     units = meta.get("network_units")
     if units is not None and (units["scale"], units.get("offset", 0.0)) != (1, 0):
         inner = Rescaled(inner, units["scale"], units.get("offset", 0.0))
+    served = served_shapes(meta)
+    if served is not None and served.pad and served.multiple_of != (1, 1):
+        inner = PadToMultiple(inner, served.multiple_of)
     if meta["complex"] and meta.get("complex_mode", "channels") == "parts":
         outer = ComplexParts(AddChannel(inner))
     elif meta["complex"]:

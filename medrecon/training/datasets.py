@@ -49,16 +49,24 @@ CT_HU_WINDOW = (-1000.0, 1000.0)
 CT_HELDOUT_SEEDS = tuple(range(1_000_000, 1_000_016))
 
 
-def preprocess_axial_slice(plane: np.ndarray, scale: float, size: int = IMAGE_SIZE) -> np.ndarray:
-    """One axial plane ``(X, Y)`` of a RAS volume -> ``(size, size)`` float32, anterior up, divided by ``scale``."""
+def preprocess_axial_slice(
+    plane: np.ndarray, scale: float, size: int = IMAGE_SIZE, resample: bool = True
+) -> np.ndarray:
+    """One axial plane ``(X, Y)`` of a RAS volume -> ``(size, size)`` float32, anterior up, divided by ``scale``.
+
+    With ``resample`` the plane is zero-padded to a centred square and resized to ``size`` (bilinear); without,
+    it keeps its voxel size and is zero-padded (or centre-cropped) to ``size`` (e.g. 1 mm MNI152 at 320x320)."""
     from skimage.transform import resize
 
     img = np.asarray(plane, dtype=np.float64).T[::-1]
     h, w = img.shape
-    n = max(h, w)
+    n = max(h, w, 0 if resample else size)
     out = np.zeros((n, n))
     out[(n - h) // 2:(n - h) // 2 + h, (n - w) // 2:(n - w) // 2 + w] = img
-    out = resize(out, (size, size), order=1, anti_aliasing=n > size, preserve_range=True)
+    if resample:
+        out = resize(out, (size, size), order=1, anti_aliasing=n > size, preserve_range=True)
+    else:
+        out = out[(n - size) // 2:(n - size) // 2 + size, (n - size) // 2:(n - size) // 2 + size]
     return (np.clip(out, 0.0, None) / scale).astype(np.float32)
 
 
@@ -78,11 +86,12 @@ def _head_fraction(plane: np.ndarray) -> float:
     return float((plane > 0.05 * plane.max()).mean()) if plane.max() > 0 else 0.0
 
 
-def mni152_heldout_slices() -> np.ndarray:
-    """Held-out MRI images: 1 mm template axial slices z in [100, 112) -> ``(12, 128, 128)`` float32 magnitude."""
+def mni152_heldout_slices(size: int = IMAGE_SIZE, resample: bool = True) -> np.ndarray:
+    """Held-out MRI images: 1 mm template axial slices z in [100, 112) -> ``(12, size, size)`` float32 magnitude
+    (``resample=False``: at the template's 1 mm voxels, zero-padded to ``size``)."""
     vol, _ = mni152_volume(1)
     scale = _volume_scale(vol)
-    return np.stack([preprocess_axial_slice(vol[:, :, z], scale) for z in range(*MRI_HELDOUT_Z)])
+    return np.stack([preprocess_axial_slice(vol[:, :, z], scale, size, resample) for z in range(*MRI_HELDOUT_Z)])
 
 
 def _excluded_world_band(affine_1mm: np.ndarray) -> tuple[float, float]:

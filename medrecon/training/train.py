@@ -266,8 +266,12 @@ def train(run: Run) -> dict[str, Any]:
             "elapsed_s": elapsed_before + time.monotonic() - t0, "stopped_by": stopped_by,
         },
     }
+    multiple = 2 ** (len(ema.config["channels"]) - 1)
     if modality == "ultrasound":  # fully convolutional (no attention): frames of any size the U-Net divides
-        meta["serves"] = {"min_size": [data["image_size"]] * 2, "multiple_of": 2 ** (len(ema.config["channels"]) - 1)}
+        meta["serves"] = {"min_size": [data["image_size"]] * 2, "multiple_of": multiple}
+    else:  # any grid padded to the U-Net's multiple (attention at the lowest level is size-agnostic)
+        meta["serves"] = {"min_size": [4 * multiple] * 2, "max_size": [640, 640], "multiple_of": multiple,
+                          "pad": True, "intensity_range": list(IMAGE_META[modality][0])}
     save_checkpoint(run.out / name, ema.state_dict(), meta)
     return {"steps": step, "loss": last_loss, "heldout_psnr_db": psnr, "stopped_by": stopped_by,
             "checkpoint": str(run.out / f"{name}.json")}
