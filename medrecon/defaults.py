@@ -170,14 +170,15 @@ class ActiveDefaults:
     """Active subsampling (``medrecon plan-mask``): ``chains`` particles per image (chains of the job's sampler),
     ``per_round`` acquisitions per round over the first ``stop_fraction`` of the sampler's steps, the
     Gaussian-mixture ``sign`` of the kernel at its automatic width, the greedy batch's ``diversity`` penalty and
-    ``width`` (candidate indices), and ``candidate_views`` CT angles over the arc."""
+    ``width`` (candidate indices; 0: the spacing of a uniform mask of the budget), and ``candidate_views`` CT
+    angles over the arc."""
 
     chains: int = 6
     per_round: int = 1
     stop_fraction: float = 0.5
     sign: str = "entropy"
     diversity: float = 0.0
-    width: float = 2.0
+    width: float = 0.0
     candidate_views: int = 144
 
 

@@ -21,7 +21,8 @@ class Candidates:
         count: ``L``, the number of candidates.
         dim: the dimension of ``predict``'s output (negative) that indexes the candidates; the others of one
             sample's range are summed by the scores.
-        positions: ``(L,)`` or ``(L, D)`` coordinates of the candidates (the diversity penalty's distances).
+        positions: ``(L,)`` or ``(L, D)`` coordinates of the candidates in candidate-grid units (column index,
+            ``(ky, kx)``, view index): the diversity penalty's distances.
         domain_ndim, range_ndim: dimensions of one image and of one full measurement.
     """
 
@@ -112,15 +113,16 @@ class ProjectionViews(Candidates):
 
     Args:
         projector: the projector of every candidate angle, ``(..., H, W) -> (..., views, detectors)``.
-        angles_deg: the candidate angles (for the record and the diversity distances).
+        angles_deg: the candidate angles (in order; the diversity distances are in view indices).
     """
 
     dim = -2
 
     def __init__(self, projector: LinearOperator, angles_deg: torch.Tensor):
         self.projector = projector
-        self.positions = torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1)
-        self.count = int(self.positions.numel())
+        self.angles = torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1)
+        self.count = int(self.angles.numel())
+        self.positions = torch.arange(self.count, dtype=torch.float64)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(x)

@@ -115,7 +115,7 @@ def plan(
     kernel_sigma: float | None = None,
     sign: Literal["entropy", "ads"] = "entropy",
     diversity: float = 0.0,
-    width: float = 1.0,
+    width: float | None = None,
     shared: bool = False,
     progress: bool = False,
 ) -> Plan:
@@ -135,7 +135,8 @@ def plan(
         kernel_sigma: the kernel width in measurement units (default: ``auto_kernel_variance`` every round).
         sign: ``entropy`` (the Gaussian-mixture entropy) or ``ads`` (the released ADS code's kernel).
         diversity, width: the greedy batch's penalty on neighbours of a round's earlier picks (``greedy_batch``;
-            ``width`` in units of ``candidates.positions``).
+            ``width`` in units of ``candidates.positions``, default the spacing of a uniform mask of the budget,
+            ``L / budget``).
         shared: one plan for all ``B`` problems (a population mask): the scores are averaged over the problems.
         progress: show a tqdm bar.
     """
@@ -156,6 +157,8 @@ def plan(
     free = int((~acquired[0]).sum())
     if schedule.total > free:
         raise ValueError(f"the schedule acquires {schedule.total} candidates, only {free} are not acquired")
+    if width is None:
+        width = candidates.count / max(1, int(acquired[0].sum()) + schedule.total)
 
     def problem_of(acq: torch.Tensor, y: torch.Tensor) -> InverseProblem:
         op = candidates.operator(acq)

@@ -86,7 +86,7 @@ def _plan(planner_sampler, cands, prior, initial, full, budget, args, sigma_y, s
     t0 = time.perf_counter()
     result = plan(planner_sampler, cands, prior, torch.Generator().manual_seed(args.seed + 1), initial=initial,
                   acquire=retrospective(cands, full), schedule=schedule, sigma_y=sigma_y, chains=args.chains,
-                  diversity=args.diversity, width=2.0, shared=shared)
+                  diversity=args.diversity, shared=shared)
     return result, time.perf_counter() - t0
 
 

@@ -230,7 +230,7 @@ def plan_job(spec: JobSpec, out: str | Path | None = None, progress: bool = True
             result = plan(job.sampler.sampler, cands, job.prior, generator, initial=setup.initial.to(job.device),
                           acquire=retrospective(cands, cands_dev_full), schedule=setup.schedule,
                           sigma_y=sigma_y / scale, chains=opts.chains, kernel_sigma=opts.kernel_sigma or None,
-                          sign=opts.sign, diversity=opts.diversity, width=opts.width, shared=shared,
+                          sign=opts.sign, diversity=opts.diversity, width=opts.width or None, shared=shared,
                           progress=progress)
             acquired.append(result.acquired.cpu())
             orders.append(result.order.cpu())
@@ -274,7 +274,7 @@ def plan_job(spec: JobSpec, out: str | Path | None = None, progress: bool = True
             else int(job.sampler.sampler.samples_per_image),
             "kernel": {"sign": opts.sign, "sigma": opts.kernel_sigma or "auto"},
             "diversity": opts.diversity,
-            "width": opts.width,
+            "width": opts.width or "auto",
             "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
             "prior": prior_record(spec.prior.kind, job.prior),
             "data": {"path": None if job.volume.path is None else str(job.volume.path),

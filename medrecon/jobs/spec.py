@@ -112,7 +112,8 @@ class PlanOptions:
             steps, ``medrecon.defaults.ACTIVE``).
         kernel_sigma: kernel width in measurement units (0: automatic, every round).
         sign: ``entropy`` (Gaussian-mixture entropy) or ``ads`` (the released ADS kernel).
-        diversity, width: the greedy batch's penalty on neighbours within a round (width in candidate indices).
+        diversity, width: the greedy batch's penalty on neighbours within a round (width in candidate indices;
+            0: the spacing of a uniform mask of the budget).
         candidate_views: CT candidate angles, uniform over ``operator.arc_deg``.
         compare: also reconstruct with the operator's fixed mask for the report and the record.
     """
@@ -262,9 +263,9 @@ def _plan_options(values: dict[str, Any]) -> PlanOptions:
             raise ConfigError(f"plan.{key} = {value}: must be non-negative")
     if not (math.isfinite(opts.kernel_sigma) and opts.kernel_sigma >= 0):
         raise ConfigError(f"plan.kernel_sigma = {opts.kernel_sigma}: must be >= 0 (0: automatic)")
-    if not 0 <= opts.diversity <= 1 or not opts.width > 0:
+    if not 0 <= opts.diversity <= 1 or not opts.width >= 0:
         raise ConfigError(f"plan.diversity = {opts.diversity}, plan.width = {opts.width}: need 0 <= diversity "
-                          "<= 1 and width > 0")
+                          "<= 1 and width >= 0 (0: automatic)")
     return opts
 
 
