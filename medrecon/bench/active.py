@@ -1,13 +1,13 @@
 """``medrecon bench active``: planned acquisitions against fixed masks at the same budget, every mask
 reconstructed by the same sampler (the jobs' DDS at its defaults, one chain), on validation images.
 
-* MRI (``mni152_validation``, 8 birdcage coils with their true maps, complex k-space noise ``--mri-noise``):
+* MRI (``mni152_validation``; ``--split test``: ``mni152_heldout``, 8 birdcage coils with their true maps, complex k-space noise ``--mri-noise``):
   fastMRI line masks at 4x (centre 0.08) and 8x (centre 0.04): ``random`` (fastMRI's RandomMaskFunc with the
   line count fixed), ``equispaced`` (EquispacedMaskFractionFunc) and the planned masks, ``adaptive`` (planned per
   image while its posterior is sampled) and ``population`` (planned once on ``mni152_train`` slices, the prior's
   own training images, then fixed for the validation images). With ``--points``: 2D Poisson-disc and Gaussian
   variable-density masks against planned k-space points at the Poisson mask's exact point count.
-* CT (``cranium_validation``, parallel beam over 180 degrees, sinogram noise ``--ct-noise`` x max): uniformly
+* CT (``cranium_validation``; ``--split test``: ``cranium_test``, parallel beam over 180 degrees, sinogram noise ``--ct-noise`` x max): uniformly
   spaced views against planned views chosen from ``--ct-candidates`` angles, at 8 and 16 views.
 * Planning runs ``--chains`` chains of DDS with ``--plan-steps`` steps, acquiring one candidate per round over
   the first half of the steps (``medrecon.active.acquisition_schedule``), with the Gaussian-mixture entropy
@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diversity", type=float, default=0.0, help="greedy batch diversity penalty")
     parser.add_argument("--mri-noise", type=float, default=0.005, help="k-space noise std (image units)")
     parser.add_argument("--ct-noise", type=float, default=0.005, help="sinogram noise std relative to its max")
+    parser.add_argument("--split", choices=("validation", "test"), default="validation",
+                        help="validation images (where the defaults were chosen) or the held-out test images")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -106,7 +108,8 @@ def mri_rows(args: argparse.Namespace, accel: int) -> list[MaskRow]:
     recon_sampler = sampling.dds(meta, steps=args.steps).sampler
     plan_sampler = sampling.dds(meta, steps=args.plan_steps).sampler
     centre = masks.default_center_fraction(accel) if accel != 4 else 0.08
-    vol = mri_slices(images="mni152_validation", count=args.images, coils=8, noise=args.mri_noise, seed=args.seed)
+    images = "mni152_validation" if args.split == "validation" else "mni152_heldout"
+    vol = mri_slices(images=images, count=args.images, coils=8, noise=args.mri_noise, seed=args.seed)
     kspace, smaps = vol.kspace, vol.attrs["coil_maps"].to(torch.complex64)
     ref = vol.reference.numpy()
     s, c, h, w = kspace.shape
@@ -179,7 +182,7 @@ def ct_rows(args: argparse.Namespace, views: int) -> list[MaskRow]:
     recon_sampler = sampling.dds(meta, steps=args.steps).sampler
     plan_sampler = sampling.dds(meta, steps=args.plan_steps).sampler
     scale = normalisation(meta).scale
-    vol = ct_slices(images="cranium_validation", count=args.images)
+    vol = ct_slices(images="cranium_validation" if args.split == "validation" else "cranium_test", count=args.images)
     image = vol.image
     ref = image.numpy()
     n_cand = args.ct_candidates
@@ -238,7 +241,8 @@ def main(args: argparse.Namespace) -> int:
     if "ct" in modalities:
         for views in (int(v) for v in args.ct_views.split(",")):
             rows += ct_rows(args, views)
-    header = (f"Planned vs fixed acquisitions (commit {_commit()}, {args.images} validation images, "
+    header = (f"Planned vs fixed acquisitions (commit {_commit()}, {args.images} {args.split} images, "
+              f"diversity {args.diversity:g}, "
               f"{args.chains} chains x {args.plan_steps} DDS steps to plan, DDS {args.steps} steps to reconstruct, "
               f"{torch.get_num_threads()} threads, {time.perf_counter() - t0:.0f} s)")
     table = render(rows, header)
