@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import defaults as D
+
 __all__ = ["MaskRow", "add_arguments", "main"]
 
 
@@ -55,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=50, help="DDS steps of every reconstruction")
     parser.add_argument("--points", action="store_true", help="also 2D point masks (Poisson, variable density)")
     parser.add_argument("--no-population", action="store_true", help="skip the MRI population masks")
-    parser.add_argument("--diversity", type=float, default=0.0, help="greedy batch diversity penalty")
+    parser.add_argument("--diversity", type=float, default=D.ACTIVE.diversity,
+                        help="greedy batch diversity penalty (default: medrecon.defaults.ACTIVE)")
     parser.add_argument("--mri-noise", type=float, default=0.005, help="k-space noise std (image units)")
     parser.add_argument("--ct-noise", type=float, default=0.005, help="sinogram noise std relative to its max")
     parser.add_argument("--split", choices=("validation", "test"), default="validation",
