@@ -32,7 +32,9 @@ def test_defaults_are_filled_from_signatures():
         "center_fraction": 0.08,
         "coil_maps": COIL_MAPS.method,
         "calib_width": None,
+        "calib_height": COIL_MAPS.calib_height,
         "espirit_kernel": 6,
+        "readout_crop": True,
         "coils": None,
     }
     assert spec.sampler.options == {"steps": DDS.steps, "eta": None, "cg_iters": DDS.cg_iters, "lam": None,
