@@ -147,7 +147,7 @@ def test_ct_views_plan_from_all_candidate_angles():
     assert result.acquired.sum(-1).tolist() == [4, 4] and bool(result.acquired[:, 0].all())
     op = cands.operator(result.acquired)
     check_adjoint(op, (2, n, n), torch.float32, torch.Generator().manual_seed(6))
-    views = cands.views(result.acquired)
+    views = cands.indices(result.acquired)
     for b in range(2):
         direct = parallel_beam(n, [angles[i] for i in views[b].tolist()])(images[b])
         torch.testing.assert_close(op(images)[b], direct, rtol=1e-5, atol=1e-5)

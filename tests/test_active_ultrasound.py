@@ -29,7 +29,7 @@ def test_scan_lines_plan_picks_the_most_uncertain_line_first():
     assert result.acquired.sum(-1).tolist() == [3, 3] and bool(result.acquired[:, 5].all())
     op = cands.operator(result.acquired)
     check_adjoint(op, (2, H, L), torch.float64, torch.Generator().manual_seed(1))
-    lines = cands.lines(result.acquired)
+    lines = cands.indices(result.acquired)
     for b in range(2):
         torch.testing.assert_close(op(frames)[b], frames[b][:, lines[b]])
     assert_operator_contract(cands.operator(result.acquired), (2, H, L), torch.float32)

@@ -45,6 +45,11 @@ class Candidates:
         (retrospective planning)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def indices(self, acquired: torch.Tensor) -> torch.Tensor:
+        """``(B, k)`` the acquired candidates of every problem, in increasing order."""
+        acq = self.check(acquired)
+        return torch.nonzero(acq)[:, 1].reshape(acq.shape[0], int(acq[0].sum()))
+
     def check(self, acquired: torch.Tensor) -> torch.Tensor:
         """``acquired`` as a ``(B, L)`` bool tensor with equal counts per row (or a ``ValueError``)."""
         acq = torch.as_tensor(acquired).to(torch.bool)
@@ -127,13 +132,8 @@ class ProjectionViews(Candidates):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(x)
 
-    def views(self, acquired: torch.Tensor) -> torch.Tensor:
-        """``(B, k)`` the acquired view indices of every problem, in increasing order."""
-        acq = self.check(acquired)
-        return torch.nonzero(acq)[:, 1].reshape(acq.shape[0], int(acq[0].sum()))
-
     def selection(self, acquired: torch.Tensor) -> SelectRows:
-        return SelectRows(self.views(acquired), self.count, dim=-2, sample_dim=-3)
+        return SelectRows(self.indices(acquired), self.count, dim=-2, sample_dim=-3)
 
     def operator(self, acquired: torch.Tensor) -> LinearOperator:
         return self.selection(acquired) @ self.projector

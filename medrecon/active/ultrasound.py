@@ -30,13 +30,8 @@ class ScanLineCandidates(Candidates):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def lines(self, acquired: torch.Tensor) -> torch.Tensor:
-        """``(B, k)`` the acquired line indices of every problem, in increasing order."""
-        acq = self.check(acquired)
-        return torch.nonzero(acq)[:, 1].reshape(acq.shape[0], int(acq[0].sum()))
-
     def selection(self, acquired: torch.Tensor) -> SelectRows:
-        return SelectRows(self.lines(acquired), self.count, dim=-1, sample_dim=-3)
+        return SelectRows(self.indices(acquired), self.count, dim=-1, sample_dim=-3)
 
     def operator(self, acquired: torch.Tensor) -> LinearOperator:
         return self.selection(acquired) @ self.model

@@ -213,7 +213,7 @@ def ct_rows(args: argparse.Namespace, views: int) -> list[MaskRow]:
     initial = torch.zeros(n_cand, dtype=torch.bool)
     initial[0] = True
     planned, secs = _plan(plan_sampler, cands, prior, initial, full, views, args, sigma)
-    add("adaptive", cands.views(planned.acquired), planned.nfe, secs / image.shape[0])
+    add("adaptive", cands.indices(planned.acquired), planned.nfe, secs / image.shape[0])
     return rows
 
 
