@@ -235,6 +235,7 @@ def main(args: argparse.Namespace) -> int:
     if args.quick:
         args.images, args.train_images, args.plan_steps, args.steps, args.chains = 2, 2, 6, 6, 2
     torch.manual_seed(args.seed)
+    commit = _commit()  # the code that runs, read before the run
     t0 = time.perf_counter()
     rows: list[MaskRow] = []
     modalities = args.modalities.split(",")
@@ -244,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
     if "ct" in modalities:
         for views in (int(v) for v in args.ct_views.split(",")):
             rows += ct_rows(args, views)
-    header = (f"Planned vs fixed acquisitions (commit {_commit()}, {args.images} {args.split} images, "
+    header = (f"Planned vs fixed acquisitions (commit {commit}, {args.images} {args.split} images, "
               f"diversity {args.diversity:g}, "
               f"{args.chains} chains x {args.plan_steps} DDS steps to plan, DDS {args.steps} steps to reconstruct, "
               f"{torch.get_num_threads()} threads, {time.perf_counter() - t0:.0f} s)")
