@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from .base import LinearOperator
@@ -73,9 +74,10 @@ class _SparseApply(torch.autograd.Function):
 
 
 def _csr_buffers(mat) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    index = torch.int32 if mat.nnz < 2**31 - 1 else torch.int64
-    return (torch.from_numpy(mat.indptr.astype(np.int64)).to(index),
-            torch.from_numpy(mat.indices.astype(np.int64)).to(index),
+    """The CSR arrays as tensors, without copies when they already have the index type (int32 while it fits)."""
+    index = np.int32 if mat.nnz < 2**31 - 1 and max(mat.shape) < 2**31 - 1 else np.int64
+    return (torch.from_numpy(np.asarray(mat.indptr, dtype=index)),
+            torch.from_numpy(np.asarray(mat.indices, dtype=index)),
             torch.from_numpy(mat.data))
 
 
@@ -91,15 +93,18 @@ class CTProjector(LinearOperator):
         super().__init__()
         self.geometry = geometry
         points, dirs = geometry.rays()
-        mat = joseph_matrix(points, dirs, geometry.image_size, geometry.pixel_size)
-        mat_t = mat.T.tocsr()
-        mat_t.sort_indices()
-        for prefix, m in (("fwd", mat), ("adj", mat_t)):
-            crow, col, val = _csr_buffers(m)
+        values = np.float32 if dtype == torch.float32 else np.float64  # built in the stored precision
+        mat = joseph_matrix(points, dirs, geometry.image_size, geometry.pixel_size, values)
+        self.nnz = int(mat.nnz)
+        for prefix in ("fwd", "adj"):
+            crow, col, val = _csr_buffers(mat)
             self.register_buffer(f"{prefix}_crow", crow, persistent=False)
             self.register_buffer(f"{prefix}_col", col, persistent=False)
             self.register_buffer(f"{prefix}_val", val.to(dtype), persistent=False)
-        self.nnz = int(mat.nnz)
+            if prefix == "fwd":  # the transpose (CSC of the same arrays, sorted), then drop scipy's copy
+                mat = mat.tocsc()
+                mat = sp.csr_matrix((mat.data, mat.indices, mat.indptr), shape=mat.shape[::-1], copy=False)
+                mat.has_sorted_indices = True
 
     @property
     def image_shape(self) -> tuple[int, int]:

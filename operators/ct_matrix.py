@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 __all__ = ["joseph_matrix"]
 
-_CHUNK_ELEMENTS = 1 << 22
+_CHUNK_ELEMENTS = 1 << 20  # ray x step entries per chunk: about 70 MB of temporaries
 
 
 def _entries(points: np.ndarray, dirs: np.ndarray, h: int, w: int, pixel: float, along_cols: bool):
@@ -43,35 +43,51 @@ def _entries(points: np.ndarray, dirs: np.ndarray, h: int, w: int, pixel: float,
 
 
 def joseph_matrix(
-    points: np.ndarray, dirs: np.ndarray, image_size: tuple[int, int], pixel_size: float
+    points: np.ndarray, dirs: np.ndarray, image_size: tuple[int, int], pixel_size: float,
+    dtype: type = np.float64,
 ) -> sp.csr_matrix:
-    """System matrix ``(n_rays, H * W)`` (float64 CSR, sorted indices) for rays through ``points`` along ``dirs``.
+    """System matrix ``(n_rays, H * W)`` (CSR with sorted indices, values of ``dtype``, int32 indices when they
+    fit) for rays through ``points`` along ``dirs``.
+
+    Built chunk by chunk of rays: each chunk's entries become CSR rows at once (values cast to ``dtype``), so the
+    peak memory stays near the stored matrix instead of the float64/int64 triplets of every entry.
 
     Args:
         points: a point on each ray in mm, ``(n_rays, 2)`` as ``(x, y)`` in the image frame of ``ct_geometry``.
         dirs: unit direction of each ray, ``(n_rays, 2)``.
         image_size: ``(H, W)``.
         pixel_size: pixel width in mm.
+        dtype: value type of the matrix (``np.float32`` halves the memory of ``np.float64``).
     """
     h, w = image_size
     n_rays = points.shape[0]
     along_cols = np.abs(dirs[:, 0]) >= np.abs(dirs[:, 1])
     chunk = max(1, _CHUNK_ELEMENTS // max(h, w))
-    rows, cols, vals = [], [], []
+    counts, cols, vals = [np.zeros(1, np.int64)], [], []
     for start in range(0, n_rays, chunk):
-        sl = slice(start, min(start + chunk, n_rays))
+        stop = min(start + chunk, n_rays)
+        rows_c, cols_c, vals_c = [], [], []
         for mode in (True, False):
-            sel = np.nonzero(along_cols[sl] == mode)[0]
+            sel = np.nonzero(along_cols[start:stop] == mode)[0]
             if sel.size == 0:
                 continue
-            r, c, v = _entries(points[sl][sel], dirs[sl][sel], h, w, pixel_size, mode)
-            rows.append(sel[r] + start)
-            cols.append(c)
-            vals.append(v)
-    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    col = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    val = np.concatenate(vals) if vals else np.zeros(0)
-    mat = sp.csr_matrix((val, (row, col)), shape=(n_rays, h * w))
-    mat.sum_duplicates()
-    mat.sort_indices()
+            r, c, v = _entries(points[start:stop][sel], dirs[start:stop][sel], h, w, pixel_size, mode)
+            rows_c.append(sel[r])
+            cols_c.append(c)
+            vals_c.append(v)
+        part = sp.csr_matrix((np.concatenate(vals_c).astype(dtype),
+                              (np.concatenate(rows_c), np.concatenate(cols_c))), shape=(stop - start, h * w))
+        part.sum_duplicates()  # sorts the indices of every row
+        counts.append(np.diff(part.indptr).astype(np.int64))
+        cols.append(part.indices.astype(np.int32 if h * w < 2**31 else np.int64))
+        vals.append(part.data)
+        del part, rows_c, cols_c, vals_c
+    indptr = np.cumsum(np.concatenate(counts))
+    index_type = np.int32 if indptr[-1] < 2**31 and h * w < 2**31 else np.int64
+    indices = np.concatenate(cols).astype(index_type, copy=False) if cols else np.zeros(0, index_type)
+    del cols
+    data = np.concatenate(vals) if vals else np.zeros(0, dtype)
+    del vals
+    mat = sp.csr_matrix((data, indices, indptr.astype(index_type)), shape=(n_rays, h * w), copy=False)
+    mat.has_sorted_indices = True
     return mat
