@@ -1,5 +1,5 @@
 """Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
-predictor-corrector, RED-Diff, joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
+predictor-corrector, RED-Diff, DDS for volumes (slices coupled along z), joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
 from .consistency import KrylovCG, LikelihoodGradient, Projection, data_weight, x0_variance
 from .ddim import DDIM, ddim_projection, dds
 from .dehaze import CompandedMixtureGradient, JointDehazing, joint_dehazing
@@ -11,10 +11,12 @@ from .problem import InverseProblem
 from .reddiff import REDDiff
 from .schedules import karras, log_uniform, vp_linear
 from .state import Sampler, State
+from .volume import DDS3D, dds_3d
 
 __all__ = [
     "CompandedMixtureGradient",
     "DDIM",
+    "DDS3D",
     "DPS",
     "DPMSolverPP2M",
     "Heun",
@@ -34,6 +36,7 @@ __all__ = [
     "data_weight",
     "ddim_projection",
     "dds",
+    "dds_3d",
     "joint_dehazing",
     "karras",
     "log_uniform",

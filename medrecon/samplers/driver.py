@@ -120,6 +120,9 @@ def run(
         raise ValueError("nothing to sample: empty batch")
     per_image = max(1, int(getattr(sampler, "samples_per_image", 1)))
     chunk = max(1, max_batch // per_image) if max_batch else total
+    if getattr(sampler, "couples_batch", False) and chunk < total:
+        raise ValueError(f"{type(sampler).__name__} couples the {total} samples of its batch (the slices of one "
+                         f"volume); max_batch = {max_batch} would split them (bound its network batch instead)")
     outputs, infos, extras = [], [], []
     state = None
     for k, start in enumerate(range(0, total, chunk)):

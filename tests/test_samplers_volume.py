@@ -1,0 +1,95 @@
+"""DDS for volumes (slices coupled along z): the difference operator's adjoint, plain DDS when uncoupled, the
+ADMM x/z/u iterations reaching the optimum of the convex z-TV problem (checked by its optimality conditions), a
+coupled volume whose slices agree more than independent ones, and the driver refusing to split the volume."""
+import pytest
+import torch
+
+from medrecon.priors.gaussian import GaussianDenoiser
+from medrecon.samplers import InverseProblem, dds, dds_3d, karras, run
+from medrecon.samplers.volume import difference_z, difference_z_adjoint, soft_threshold
+from operators import MatrixOperator, parallel_beam, sparse_view_angles
+
+F64 = torch.float64
+
+
+def test_difference_adjoint_and_soft_threshold():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 4, dtype=F64, generator=g)
+    d = torch.randn(4, 3, 4, dtype=F64, generator=g)
+    torch.testing.assert_close((difference_z(x) * d).sum(), (x * difference_z_adjoint(d)).sum())
+    v = torch.tensor([-2.0, -0.5, 0.0, 0.3, 3.0], dtype=F64)
+    torch.testing.assert_close(soft_threshold(v, 1.0), torch.tensor([-1.0, 0.0, 0.0, 0.0, 2.0], dtype=F64))
+    c = torch.tensor([3 + 4j], dtype=torch.complex128)
+    torch.testing.assert_close(soft_threshold(c, 1.0), c * 0.8)
+
+
+def _volume_problem(z=4, n=4, m=10, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    d = n * n
+    base = torch.randn(d, d, dtype=F64, generator=g)
+    prior = GaussianDenoiser(torch.zeros(d, dtype=F64), base @ base.T / d + 0.1 * torch.eye(d, dtype=F64))
+    common = torch.randn(d, dtype=F64, generator=g)
+    x = common + 0.1 * torch.randn(z, d, dtype=F64, generator=g)  # similar slices, each a vector (Z, d)
+    A = MatrixOperator(torch.randn(m, d, dtype=F64, generator=g) / d**0.5)
+    y = A(x) + 0.01 * torch.randn(z, m, dtype=F64, generator=g)
+    return prior, x, InverseProblem(A, y, 0.01)
+
+
+def test_uncoupled_is_plain_dds():
+    prior, _, problem = _volume_problem()
+    sigmas = karras(8, 0.01, 5.0).to(F64)
+    a = run(dds(8, eta=0.85, sigmas=sigmas, sigma_data=1.0), problem, prior, torch.Generator().manual_seed(2),
+            progress=False).x
+    b = run(dds_3d(8, sigmas=sigmas, eta=0.85, sigma_data=1.0, rho=0.0), problem, prior,
+            torch.Generator().manual_seed(2), progress=False).x
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_admm_reaches_the_optimum_of_the_z_tv_problem():
+    prior, x_true, problem = _volume_problem()
+    sampler = dds_3d(8, cg_iters=200, rho=2.0, tv=0.05, admm_iters=3000, sigma_data=1.0)
+    x0_hat = x_true + 0.3 * torch.randn(x_true.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
+    zeros = torch.zeros_like(x0_hat[1:])
+    sigma = 0.5
+    x, z, u = sampler.couple(x0_hat, sigma, problem, zeros, zeros)
+    prox = sampler.dc.weight(sigma, problem)
+    # optimality: A^H (A x - y) + prox (x - x0_hat) + tv D^T s = 0 for some s in the subdifferential of |D x|_1
+    grad = problem.A.normal(x) - problem.adjoint_y + prox * (x - x0_hat)
+    s = torch.linalg.lstsq(_dense_dt(x.shape), (-grad / 0.05).reshape(-1, 1)).solution.reshape(z.shape)
+    torch.testing.assert_close(difference_z_adjoint(s), -grad / 0.05, atol=1e-6, rtol=0)
+    assert float(s.abs().max()) <= 1 + 1e-4
+    dx = difference_z(x)
+    active = dx.abs() > 1e-6
+    torch.testing.assert_close(s[active], torch.sign(dx[active]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z, dx, atol=1e-6, rtol=0)  # the splitting is satisfied
+
+
+def _dense_dt(shape):
+    """``D_z^T`` as a dense matrix ``(Z * n, (Z - 1) * n)``."""
+    z = shape[0]
+    n = int(torch.tensor(shape[1:]).prod())
+    eye = torch.eye((z - 1) * n, dtype=F64).reshape(-1, z - 1, *shape[1:])
+    return torch.stack([difference_z_adjoint(e).reshape(-1) for e in eye], 1)
+
+
+def test_coupled_slices_agree_more_and_the_volume_is_not_split():
+    g = torch.Generator().manual_seed(4)
+    n = 16
+    d = n * n
+    prior = GaussianDenoiser(torch.full((d,), 0.3, dtype=torch.float64), 0.05 * torch.eye(d, dtype=torch.float64))
+    image = torch.zeros(n, n)
+    image[4:12, 5:11] = 1.0
+    volume = image.expand(6, n, n).contiguous()  # identical slices
+    A = parallel_beam(n, sparse_view_angles(4))
+    y = A(volume) + 0.05 * torch.randn(A(volume).shape, generator=g)
+    problem = InverseProblem(A, y, 0.05)
+    sigmas = karras(10, 0.01, 2.0)
+    plain = run(dds(10, sigmas=sigmas, sigma_data=0.2), problem, prior, torch.Generator().manual_seed(5),
+                progress=False).x
+    coupled = run(dds_3d(10, sigmas=sigmas, sigma_data=0.2, rho=5.0, tv=0.5, network_batch=4), problem, prior,
+                  torch.Generator().manual_seed(5), progress=False).x
+    spread = lambda x: float(difference_z(x).abs().mean())
+    assert spread(coupled) < 0.5 * spread(plain)
+    assert float((coupled - volume).square().mean()) < float((plain - volume).square().mean())
+    with pytest.raises(ValueError, match="couples the 6 samples"):
+        run(dds_3d(10, sigmas=sigmas), problem, prior, torch.Generator(), max_batch=3, progress=False)
