@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ACTIVE",
+    "DDS_3D",
     "CGLS",
     "CG_SENSE",
     "COIL_MAPS",
@@ -36,6 +37,7 @@ __all__ = [
     "RedDiffDefaults",
     "SmcDefaults",
     "TvDefaults",
+    "VolumeDefaults",
     "dds_for",
 ]
 
@@ -182,7 +184,21 @@ class ActiveDefaults:
     candidate_views: int = 144
 
 
+@dataclass(frozen=True)
+class VolumeDefaults:
+    """DDS for volumes (``sampler.kind = "dds_3d"``): ADMM penalty ``rho``, TV weight ``tv`` along z (in the
+    prior's units), ``admm_iters`` per diffusion step and ``network_batch`` slices per denoiser call. DDS's
+    published sparse-view CT values (rho 10, TV 0.04, one iteration, 20 slices), not yet chosen on validation
+    volumes."""
+
+    rho: float = 10.0
+    tv: float = 0.04
+    admm_iters: int = 1
+    network_batch: int = 20
+
+
 ACTIVE = ActiveDefaults()
+DDS_3D = VolumeDefaults()
 COIL_MAPS = CoilMapDefaults()
 DDS_BY_MODALITY = {
     "mri": DdsDefaults(eta=1.0, lam=1.0),

@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from .estimate import estimate_run_time
     from .lock import OutputLock
     from .noise import resolve_sigma_y
-    from .run import check_output_dir, prepare_job
+    from .run import check_output_dir, chunk_size, prepare_job
     from .sampling import check_sampler_noise
     from .spec import load_spec, naming_job_file
 
@@ -96,14 +96,15 @@ def main(args: argparse.Namespace) -> int:
     OutputLock(out).check()
     print(f"output    {out} (writable, not in use)")
     steps = getattr(job.sampler.sampler, "num_steps", None)
-    chunks = -(-problem.num_slices // run.batch_size)
+    batch = chunk_size(job.sampler, problem.num_slices, run.batch_size)
+    chunks = -(-problem.num_slices // batch)
     print(
         f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
-        f"{chunks} chunks of <= {run.batch_size}; sampler {spec.sampler.kind} with {steps} steps "
+        f"{chunks} chunks of <= {batch}; sampler {spec.sampler.kind} with {steps} steps "
         f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
         f"outputs: {', '.join(run.outputs)}"
     )
-    mem = estimate_memory(job, run.batch_size)
+    mem = estimate_memory(job, batch)
     parts = ", ".join(f"{k} {_human(v)}" for k, v in mem.items())
     print(f"memory    ~{_human(sum(mem.values()))} ({parts}; network activations not included)")
     print(f"time      {estimate_run_time(job, setup_s).describe()}")

@@ -94,8 +94,11 @@ def estimate_run_time(job: Any, setup_s: float = 0.0) -> RunTimeEstimate:
     """Estimate ``run_job``'s wall time for a prepared job (``prepare_job``); ``setup_s`` is what preparing took
     (it is repeated by ``run``)."""
     problem, run = job.problem, job.spec.run
-    batch = min(run.batch_size, problem.num_slices)
-    chunks = -(-problem.num_slices // run.batch_size)
+    from .run import chunk_size
+
+    size = chunk_size(job.sampler, problem.num_slices, run.batch_size)
+    batch = min(size, problem.num_slices)
+    chunks = -(-problem.num_slices // size)
     sampler = job.sampler.sampler
     steps = int(sampler.num_steps)
     calls = steps * _calls_per_step(sampler)

@@ -47,6 +47,7 @@ __all__ = [
     "check_output_dir",
     "check_prior_matches",
     "chunk_seed",
+    "chunk_size",
     "estimate_scale",
     "magnitude",
     "prepare_job",
@@ -106,6 +107,11 @@ def check_output_dir(path: Path) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(path, f"output directory is not writable ({probe})")
     return path
+
+
+def chunk_size(component: SamplerComponent, slices: int, batch_size: int) -> int:
+    """Slices per sampler run: ``run.batch_size``, or every slice for a sampler that couples them (``dds_3d``)."""
+    return slices if getattr(component.sampler, "couples_batch", False) else batch_size
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -380,7 +386,7 @@ def run_job(
         resumed = partial.start(spec.hash, resume)
         t_prepared = time.perf_counter()
 
-        n, b = problem.num_slices, run.batch_size
+        n, b = problem.num_slices, chunk_size(job.sampler, problem.num_slices, run.batch_size)
         chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
         resumed_from = partial.progress(chunks, resumed) if resume else None
         if resumed_from is not None and on_resume is not None:

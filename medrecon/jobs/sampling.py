@@ -28,6 +28,7 @@ __all__ = [
     "afdps",
     "check_sampler_noise",
     "ddim_projection",
+    "dds_3d",
     "dds",
     "dps",
     "joint_dehazing",
@@ -126,17 +127,63 @@ def dds(
     """
     from .. import samplers
 
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip)
+    return _checked("dds", lambda: samplers.dds(**_dds_options(prior_meta, settings)), settings)
+
+
+def _dds_settings(prior_meta: dict[str, Any], steps: int, eta: float | None, cg_iters: int, lam: float | None,
+                  gamma: float | None, grid: str, clip: bool | None) -> dict[str, Any]:
+    """DDS's job settings with the modality's defaults filled in (``medrecon.defaults.dds_for``)."""
     _positive(steps=steps, cg_iters=cg_iters)
     chosen = D.dds_for(prior_meta.get("modality"))
-    eta = chosen.eta if eta is None else eta
-    lam = chosen.lam if lam is None else lam
-    gamma = chosen.gamma if gamma is None else gamma
-    clip = chosen.clip if clip is None else clip
-    settings = {"steps": steps, "eta": eta, "cg_iters": cg_iters, "lam": lam, "gamma": gamma, "grid": grid,
-                "clip": clip}
-    return _checked("dds", lambda: samplers.dds(
-        steps, eta=eta, cg_iters=cg_iters, gamma=gamma, lam=lam, sigma_data=_sigma_data(prior_meta),
-        sigmas=_grid(prior_meta, steps, grid), clip=_data_range(prior_meta) if clip else None), settings)
+    return {"steps": steps, "eta": chosen.eta if eta is None else eta, "cg_iters": cg_iters,
+            "lam": chosen.lam if lam is None else lam, "gamma": chosen.gamma if gamma is None else gamma,
+            "grid": grid, "clip": chosen.clip if clip is None else clip}
+
+
+def _dds_options(prior_meta: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``samplers.dds`` / ``samplers.dds_3d`` from ``_dds_settings``."""
+    return {"steps": settings["steps"], "eta": settings["eta"], "cg_iters": settings["cg_iters"],
+            "gamma": settings["gamma"], "lam": settings["lam"], "sigma_data": _sigma_data(prior_meta),
+            "sigmas": _grid(prior_meta, settings["steps"], settings["grid"]),
+            "clip": _data_range(prior_meta) if settings["clip"] else None}
+
+
+@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE, rho=_NON_NEGATIVE,
+              tv=_NON_NEGATIVE, admm_iters=_ONE, network_batch=_ONE)
+def dds_3d(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = D.DDS.steps,
+    eta: float | None = None,
+    cg_iters: int = D.DDS.cg_iters,
+    lam: float | None = None,
+    gamma: float | None = None,
+    grid: Literal["karras", "vp"] = "karras",
+    clip: bool | None = None,
+    rho: float = D.DDS_3D.rho,
+    tv: float = D.DDS_3D.tv,
+    admm_iters: int = D.DDS_3D.admm_iters,
+    network_batch: int = D.DDS_3D.network_batch,
+) -> SamplerComponent:
+    """DDS for a whole volume from the 2D prior: every step denoises all slices, then ADMM with TV along z
+    couples them (``medrecon.samplers.volume``). Every slice of the volume is sampled together (one chunk,
+    whatever ``run.batch_size``).
+
+    Args:
+        steps, eta, cg_iters, lam, gamma, grid, clip: as ``dds``.
+        rho: ADMM penalty (0: no coupling, plain DDS).
+        tv: weight of the total variation along z, in the prior's units.
+        admm_iters: ADMM iterations per diffusion step.
+        network_batch: slices per denoiser call (bounds the network's memory).
+    """
+    from .. import samplers
+
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip)
+    settings.update(rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch)
+    options = _dds_options(prior_meta, settings)
+    return _checked("dds_3d", lambda: samplers.dds_3d(
+        **options, rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch), settings)
 
 
 @value_ranges(steps=_ONE, eta=_UNIT, iters=_ONE, lam=_POSITIVE)
@@ -479,6 +526,7 @@ SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "tds": tds,
     "afdps": afdps,
     "joint_dehazing": joint_dehazing,
+    "dds_3d": dds_3d,
 }
 
 
