@@ -29,11 +29,13 @@ __all__ = [
     "checkpoint_prior",
     "ct_phantom_data",
     "default_prior",
+    "dicom_data",
     "fan_beam_operator",
     "fastmri_data",
     "heldout_phantom_volume",
     "hu_to_mu",
     "multicoil_mri_operator",
+    "nifti_affine_of_dicom",
     "nifti_data",
     "parallel_beam_operator",
     "sampler_entries",
@@ -118,6 +120,30 @@ def nifti_data(
         attrs={"hu": hu, "max": float(image.max())},
         sha256=digest,
     )
+
+
+def dicom_data(*, path: str, series_uid: str | None = None) -> Volume:
+    """A CT series from a DICOM folder (HU, converted to attenuation in 1/mm); the operator simulates its
+    sinograms, and DICOM outputs copy its geometry and patient/study tags into a new series.
+
+    Args:
+        path: the folder of the series' slice files.
+        series_uid: which series when the folder holds several.
+    """
+    from ..io import dicom
+
+    series = dicom.read_dicom_series(path, series_uid, require_square_pixels=True)
+    image = hu_to_mu(series.hu)
+    stack = torch.from_numpy(np.ascontiguousarray(image))
+    return Volume("ct", Path(path), image=stack, reference=stack, affine=nifti_affine_of_dicom(series.affine),
+                  attrs={"hu": True, "max": float(stack.max()), "dicom_source": series})
+
+
+def nifti_affine_of_dicom(affine_lps: np.ndarray) -> np.ndarray:
+    """The NIfTI affine (``(row, col, slice)`` voxel indices to RAS mm, the convention of NIfTI volumes read
+    here) of a DICOM series affine (``(col, row, slice)`` indices to LPS mm)."""
+    swap = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine_lps, dtype=np.float64) @ swap
 
 
 def shepp_logan_volume(size: int, slices: int) -> np.ndarray:

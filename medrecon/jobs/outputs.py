@@ -74,8 +74,9 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return float(norms[2]), float(norms[0]), float(norms[1])
 
 
-def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
-    """A new DICOM series in ``folder``, replacing an earlier one only once the new series is complete."""
+def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray, source=None) -> Path:
+    """A new DICOM series in ``folder``, replacing an earlier one only once the new series is complete; with a
+    ``source`` series (DICOM input) its geometry and patient/study tags are copied."""
     import os
     import shutil
 
@@ -83,7 +84,10 @@ def _write_dicom(folder: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
 
     fresh = folder.with_name(f".{folder.name}.new-{os.getpid()}")
     shutil.rmtree(fresh, ignore_errors=True)
-    dicom.write_dicom_series(fresh, hu, spacing=_spacing(affine))
+    if source is not None:
+        dicom.write_dicom_series(fresh, hu, source=source)
+    else:
+        dicom.write_dicom_series(fresh, hu, spacing=_spacing(affine))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(fresh, folder)
@@ -131,7 +135,8 @@ def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
             shown = (_std_to_hu(stack) if name == "std" else _to_hu(stack)) if ct_hu else stack
             files.append(nifti.write_nifti(out / f"{name}.nii.gz", _volume_xyz(shown), affine))
     if "dicom" in formats:
-        files.append(_write_dicom(out / "dicom", _to_hu(result.reconstruction), volume.affine))
+        files.append(_write_dicom(out / "dicom", _to_hu(result.reconstruction), volume.affine,
+                                  volume.attrs.get("dicom_source")))
     if "png" in formats:
         from .figures import save_comparison_figure
 

@@ -258,6 +258,7 @@ def _default_entries() -> dict[str, dict[str, Callable[..., Any]]]:
         "data": {
             "fastmri": c.fastmri_data,
             "nifti": c.nifti_data,
+            "dicom": c.dicom_data,
             "ct_phantom": c.ct_phantom_data,
             "mri_slices": image_sets.mri_slices,
             "ct_slices": image_sets.ct_slices,
