@@ -186,7 +186,7 @@ kind = "dds_3d"
 steps = 4
 
 [run]
-outputs = ["dicom", "nifti"]
+outputs = ["dicom", "nifti", "png"]
 out = "{tmp_path / 'out'}"
 """)
     with stand_in_registered():
@@ -201,3 +201,5 @@ out = "{tmp_path / 'out'}"
     lps = source.affine @ np.array([5.0, 3.0, 2.0, 1.0])  # the same voxel as (col, row, slice) in DICOM
     np.testing.assert_allclose(ras[:3], [-lps[0], -lps[1], lps[2]], atol=1e-4)
     assert result.reconstruction.shape == (4, 16, 16)
+    assert (tmp_path / "out" / "montage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "montage.png" in result.record["outputs"]

@@ -11,6 +11,8 @@ Files (inside the output folder):
   ``lower.nii.gz`` and ``upper.nii.gz`` (HU for CT: the std as an HU difference).
 - ``dicom/``: one CT image series, Hounsfield units (``dicom``).
 - ``figure.png``: the middle slice of every method beside the reference, error maps, the mask (``png``).
+- ``montage.png``: a CT volume's axial, coronal and sagittal planes in the soft-tissue HU window (``png``, 3+
+  slices).
 - ``phantom.nii.gz``: the simulated input of ``data.kind = "ct_phantom"``.
 - Ultrasound jobs write ``reconstructions/rf.h5`` (RF, IQ, geometry) and a B-mode ``figure.png`` instead
   (``medrecon.jobs.ultrasound.write_ultrasound_outputs``).
@@ -172,4 +174,13 @@ def write_outputs(result: JobResult, job: PreparedJob) -> list[Path]:
                                std=(job.spec.sampler.kind, std) if std is not None else None,
                                hu_window=window, sinogram=sinogram)
         files.append(out / "figure.png")
+        if ct_hu and result.reconstruction.shape[0] >= 3:  # a volume: its three planes
+            from .montage import save_volume_montage
+
+            affine = volume.affine if volume.affine is not None else np.eye(4)
+            reference_hu = None if result.reference is None else _to_hu(result.reference)
+            save_volume_montage(out / "montage.png", _to_hu(result.reconstruction), _spacing(affine), CT_WINDOW_HU,
+                                f"{job.spec.sampler.kind}: axial, coronal and sagittal planes through the centre",
+                                reference_hu)
+            files.append(out / "montage.png")
     return files
