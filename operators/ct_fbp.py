@@ -139,17 +139,41 @@ def _view_weights(angles_deg: tuple[float, ...], full_circle: float) -> np.ndarr
     return np.full(a.size, step * min(1.0, full_circle / coverage))
 
 
+def parker_weights(angles_deg: tuple[float, ...], fan_angles: np.ndarray) -> np.ndarray | None:
+    """Parker's short-scan weights ``(views, det)`` for a fan-beam arc shorter than 360 degrees, or None for a full
+    scan: with ``beta`` the view angle from the first view and ``delta`` the half fan angle (rays ``gamma``),
+    ``sin^2(pi/4 beta / (delta - gamma))`` up to ``beta = 2 (delta - gamma)``, 1 up to ``pi - 2 gamma``, then
+    ``sin^2(pi/4 (pi + 2 delta - beta) / (delta + gamma))``; doubled, so that a ray measured twice sums to the
+    full scan's 2. Rays the arc does not cover twice over its length (an arc shorter than ``pi + 2 delta``)
+    keep the weights, which then do not sum to 2: the artefacts of an incomplete scan."""
+    beta = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    beta = beta - beta.min()
+    step = float(np.median(np.diff(np.sort(beta)))) if beta.size > 1 else 0.0
+    if beta.max() + step >= 2 * np.pi - 1e-9:
+        return None
+    gamma = np.asarray(fan_angles, dtype=np.float64)[None, :]
+    delta = float(np.abs(gamma).max())
+    b = beta[:, None]
+    rise = np.sin(np.pi / 4 * b / np.maximum(delta - gamma, 1e-12)) ** 2
+    fall = np.sin(np.pi / 4 * np.clip(np.pi + 2 * delta - b, 0, None) / np.maximum(delta + gamma, 1e-12)) ** 2
+    w = np.where(b < 2 * (delta - gamma), rise, np.where(b <= np.pi - 2 * gamma, 1.0, fall))
+    return 2 * w
+
+
 def fbp(sino: torch.Tensor, geometry: Geometry, filter_name: str = "ramp") -> torch.Tensor:
     """Filtered back-projection of sinograms ``(*batch, views, det)`` to images ``(*batch, H, W)``.
 
-    Fan beam expects a full scan (views spread over 360 degrees); shorter scans get no Parker weights and show
-    the corresponding artefacts. The result is in the image unit whose line integrals (in mm) gave ``sino``.
+    Fan-beam arcs shorter than 360 degrees get Parker's short-scan weights (``parker_weights``; exact from
+    ``180 degrees + fan angle`` on). The result is in the image unit whose line integrals (in mm) gave ``sino``.
     """
     if isinstance(geometry, ParallelBeamGeometry):
         resp = filter_response(geometry.n_det, geometry.det_spacing, filter_name)
         q = filter_sinogram(sino, resp)
         return backproject_pixel_driven(q, geometry, _view_weights(geometry.angles_deg, np.pi))
     assert isinstance(geometry, FanBeamGeometry)
+    parker = parker_weights(geometry.angles_deg, -geometry.fan_angles())  # Parker's gamma grows with the rotation
+    if parker is not None:
+        sino = sino * torch.as_tensor(parker, dtype=sino.dtype, device=sino.device)
     r, d = geometry.source_distance, geometry.detector_distance
     if geometry.detector == "equiangular":
         step = geometry.det_spacing / d

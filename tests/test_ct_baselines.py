@@ -115,3 +115,23 @@ def test_fbp_needs_a_geometry():
 
     with pytest.raises(TypeError, match="geometry"):
         fbp(torch.zeros(1, 3), MatrixOperator(torch.eye(3)))
+
+
+@pytest.mark.parametrize("detector", ["equiangular", "flat"])
+def test_short_scans_with_parker_weights_match_the_full_scan(phantom, detector):
+    """180 degrees plus the fan angle (plus 2 degrees) with Parker's weights reconstructs as well as the full
+    360-degree scan (measured 29.9 dB both; 20.5 dB without the weights)."""
+    import numpy as np
+
+    from operators.ct_fbp import parker_weights
+
+    kwargs = dict(source_distance=120.0, detector_distance=200.0, detector=detector, det_spacing=1.5)
+    full = fan_beam(N, sparse_view_angles(180, 360), **kwargs)
+    delta = float(np.abs(full.geometry.fan_angles()).max())
+    short = fan_beam(N, tuple(np.arange(0.0, 182.0 + 2 * np.rad2deg(delta), 1.0)), **kwargs)
+    recon = fbp(short(phantom[None]), short)[0]
+    assert psnr(recon, phantom) > psnr(fbp(full(phantom[None]), full)[0], phantom) - 0.5
+    assert abs(float(recon.mean() - phantom.mean())) < 2e-3
+    assert parker_weights(full.geometry.angles_deg, full.geometry.fan_angles()) is None  # full scans: none
+    w = parker_weights(short.geometry.angles_deg, short.geometry.fan_angles())
+    assert w.shape == short.sino_shape and float(w.min()) >= 0 and float(w.max()) <= 2
