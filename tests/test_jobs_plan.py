@@ -62,7 +62,7 @@ def test_population_masks_are_shared_and_run_reads_them(job_file, tmp_path):
     run = load_spec(job_file, ['operator.mask="planned"', f'operator.mask_file="{mask_file}"'])
     done = run_job(run, out=tmp_path / "recon", progress=False)
     assert done.record["problem"]["mask"] == "planned" and done.record["problem"]["lines"] == lines
-    adaptive = plan_job(load_spec(job_file, ["plan.compare=false"]), out=tmp_path / "ad", progress=False)
+    plan_job(load_spec(job_file, ["plan.compare=false"]), out=tmp_path / "ad", progress=False)
     run = load_spec(job_file, ['operator.mask="planned"', f'operator.mask_file="{tmp_path / "ad" / "mask.npy"}"'])
     assert run_job(run, out=tmp_path / "recon2", progress=False).reconstruction.shape == (SLICES, SIZE, SIZE)
 

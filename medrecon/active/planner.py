@@ -19,7 +19,7 @@ from operators import RepeatBatch
 from ..priors.base import Denoiser
 from ..samplers.driver import StepInfo, TimedDenoiser, timed_step
 from ..samplers.problem import InverseProblem
-from ..samplers.state import Sampler, State
+from ..samplers.state import Sampler
 from .candidates import Candidates
 from .scores import auto_kernel_variance, disagreement, greedy_batch, kernel_scores
 

@@ -225,10 +225,10 @@ def plan_job(spec: JobSpec, out: str | Path | None = None, progress: bool = True
         for k, idx in enumerate(chunks):
             sl = slice(idx.start, idx.stop)
             cands = setup.candidates_for(sl)
-            cands_dev_full = (setup.full[sl] / scale).to(job.device)
+            full_data = (setup.full[sl] / scale).to(job.device)
             generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
             result = plan(job.sampler.sampler, cands, job.prior, generator, initial=setup.initial.to(job.device),
-                          acquire=retrospective(cands, cands_dev_full), schedule=setup.schedule,
+                          acquire=retrospective(cands, full_data), schedule=setup.schedule,
                           sigma_y=sigma_y / scale, chains=opts.chains, kernel_sigma=opts.kernel_sigma or None,
                           sign=opts.sign, diversity=opts.diversity, width=opts.width or None, shared=shared,
                           progress=progress)
@@ -239,7 +239,7 @@ def plan_job(spec: JobSpec, out: str | Path | None = None, progress: bool = True
             seconds += result.seconds
             if opts.compare:
                 op = cands.operator(result.acquired)
-                y = cands.measure(cands_dev_full, result.acquired)
+                y = cands.measure(full_data, result.acquired)
                 g = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
                 x, _, _ = sample_chunk(job.sampler, job.prior, op, y, sigma_y / scale, g, None, 0, progress, None)
                 planned_images.append((x * scale).cpu())
