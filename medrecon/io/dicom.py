@@ -25,11 +25,12 @@ import numpy as np
 from ..errors import InputError
 from ..files import ensure_writable_dir
 
-__all__ = ["CT_IMAGE_STORAGE", "DicomSeries", "read_dicom_series", "write_dicom_series"]
+__all__ = ["AXIAL_TOLERANCE_DEG", "CT_IMAGE_STORAGE", "DicomSeries", "read_dicom_series", "write_dicom_series"]
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _CODECS_HINT = "install the decoders with: pip install 'medrecon[dicom-codecs]' (pylibjpeg and its plug-ins)"
 _SPACING_RTOL = 0.01
+AXIAL_TOLERANCE_DEG = 5.0  # an axial series' slice normal lies within this angle of the patient z axis
 _COPIED_TAGS = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime",
     "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
@@ -112,8 +113,18 @@ def _pixels(path: Path) -> np.ndarray:
     return arr
 
 
+def _check_axial(normal: np.ndarray, path: Path) -> None:
+    """``InputError`` naming ``path`` and ImageOrientationPatient unless the slice normal is within
+    ``AXIAL_TOLERANCE_DEG`` of the patient z axis (sagittal, coronal and oblique series are refused)."""
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(normal[2]) / max(float(np.linalg.norm(normal)), 1e-12)))))
+    if tilt > AXIAL_TOLERANCE_DEG:
+        raise InputError(path, f"not an axial series: the slice normal {np.round(normal, 3).tolist()} is "
+                         f"{tilt:.1f} degrees from the patient z axis (at most {AXIAL_TOLERANCE_DEG:g}); the CT "
+                         "projectors need axial slices", "ImageOrientationPatient")
+
+
 def read_dicom_series(folder: str | Path, series_uid: str | None = None,
-                      require_square_pixels: bool = False) -> DicomSeries:
+                      require_square_pixels: bool = False, require_axial: bool = False) -> DicomSeries:
     """Read one CT series from ``folder`` (non-DICOM files are ignored).
 
     Args:
@@ -121,10 +132,13 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None,
         series_uid: which series to read when the folder holds several (otherwise an ``InputError``).
         require_square_pixels: raise when PixelSpacing differs between rows and columns (the 2D projectors
             assume square pixels).
+        require_axial: raise unless the slice normal is within ``AXIAL_TOLERANCE_DEG`` of the patient z axis
+            (CT volume jobs; sagittal, coronal and oblique series read fine without it).
 
     Raises:
         InputError: naming the file and field for mixed series, missing slices or inconsistent spacing,
-            missing pixel data / rescale / geometry tags, undecodable compressed data, truncated files, NaN/Inf.
+            missing pixel data / rescale / geometry tags, undecodable compressed data, truncated files, NaN/Inf,
+            and (on request) non-square pixels or a non-axial orientation.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -155,6 +169,8 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None,
     if require_square_pixels and not np.isclose(spacing_rc[0], spacing_rc[1], rtol=1e-4):
         raise InputError(first_path, f"non-square pixels {spacing_rc} mm are not supported here", "PixelSpacing")
     normal = np.cross(orient[:3], orient[3:])
+    if require_axial:
+        _check_axial(normal, first_path)
     positions, entries = [], []
     for path, ds in slices:
         if not np.allclose([float(v) for v in _require(ds, path, "ImageOrientationPatient")], orient, atol=1e-4):

@@ -7,6 +7,7 @@ Data constructors return a ``Volume``; operator constructors take ``(volume, gen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +35,14 @@ __all__ = [
     "fastmri_data",
     "heldout_phantom_volume",
     "hu_to_mu",
+    "measured_ct_operator",
     "multicoil_mri_operator",
     "nifti_affine_of_dicom",
     "nifti_data",
     "parallel_beam_operator",
     "sampler_entries",
     "shepp_logan_volume",
+    "sinogram_data",
 ]
 
 
@@ -126,17 +129,55 @@ def dicom_data(*, path: str, series_uid: str | None = None) -> Volume:
     """A CT series from a DICOM folder (HU, converted to attenuation in 1/mm); the operator simulates its
     sinograms, and DICOM outputs copy its geometry and patient/study tags into a new series.
 
+    Axial series only (slice normal within ``medrecon.io.dicom.AXIAL_TOLERANCE_DEG`` of the patient z axis),
+    with square pixels: the projectors reconstruct axial slices.
+
     Args:
         path: the folder of the series' slice files.
         series_uid: which series when the folder holds several.
     """
     from ..io import dicom
 
-    series = dicom.read_dicom_series(path, series_uid, require_square_pixels=True)
+    series = dicom.read_dicom_series(path, series_uid, require_square_pixels=True, require_axial=True)
     image = hu_to_mu(series.hu)
     stack = torch.from_numpy(np.ascontiguousarray(image))
     return Volume("ct", Path(path), image=stack, reference=stack, affine=nifti_affine_of_dicom(series.affine),
                   attrs={"hu": True, "max": float(stack.max()), "dicom_source": series})
+
+
+def sinogram_data(*, path: str, sha256: str | None = None, slices: list[int] | None = None) -> Volume:
+    """Measured CT sinograms with their geometry (HDF5, or .npy + JSON sidecar: ``medrecon.io.sinogram``), for
+    ``operator.kind = "measured_ct"``; the file's optional reference image (HU or 1/mm) gives the metrics.
+
+    Two components rather than one: the data kind reads and checks the file (shapes against the geometry,
+    NaN/Inf, the reference, checksum, slice selection) like every other data kind, and the operator kind builds
+    the projector and chooses the views, like the simulated kinds do from an image volume; a measured sinogram
+    paired with a simulating operator (or an image volume with ``measured_ct``) is a one-line ``ConfigError``.
+
+    Args:
+        path: ``.h5``/``.hdf5``, or ``.npy`` with ``<stem>.json`` beside it; sinograms ``(slices, views,
+            detector cells)`` of line integrals (attenuation in 1/mm times mm).
+        sha256: expected checksum of the sinogram file.
+        slices: slice indices (default all).
+    """
+    from ..io.sinogram import read_sinogram
+
+    digest = verify_sha256(path, sha256)
+    measured = read_sinogram(path)
+    chosen = _select_slices(measured.sinogram.shape[0], slices, path)
+    sinogram = torch.from_numpy(np.ascontiguousarray(measured.sinogram[chosen]))
+    reference = None if measured.reference is None else torch.from_numpy(
+        np.ascontiguousarray(measured.reference[chosen]))
+    geometry = measured.geometry
+    attrs: dict[str, Any] = {"hu": True, "ct_geometry": geometry, "slice_spacing_mm": measured.slice_spacing_mm,
+                             "reference_units": measured.reference_units, "slices": chosen}
+    if reference is not None:
+        attrs["max"] = float(reference.max())
+    if measured.noise_std is not None:
+        attrs["noise_std"] = measured.noise_std
+    affine = np.diag([geometry.pixel_size, geometry.pixel_size, measured.slice_spacing_mm, 1.0])
+    return Volume("ct", Path(path), sinogram=sinogram, reference=reference, affine=affine, attrs=attrs,
+                  sha256=digest)
 
 
 def nifti_affine_of_dicom(affine_lps: np.ndarray) -> np.ndarray:
@@ -414,17 +455,56 @@ def _ct_problem(
     noise_std = noise * float(y.abs().max())
     if noise > 0:
         y = y + noise_std * torch.randn(y.shape, generator=generator, dtype=y.dtype)
-    info = {**info, "noise_std": noise_std}
-    h, w = image.shape[-2:]
-    return VolumeProblem(
-        y,
-        operator_for or (lambda sl: op),
-        (h, w),
-        torch.float32,
-        (h, w),
-        mask=None,
-        info={"modality": "ct", "slices": int(image.shape[0]), "matrix": [h, w], "noise": noise, **info},
-    )
+    return _ct_volume_problem(y, operator_for or (lambda sl: op), tuple(image.shape[-2:]),
+                              {"noise": noise, **info, "noise_std": noise_std})
+
+
+def _ct_volume_problem(y: torch.Tensor, operator_for: Callable[[slice], Any], image_shape: tuple[int, ...],
+                       info: dict[str, Any]) -> VolumeProblem:
+    """The CT problem of sinograms ``y`` ``(S, views, det)`` on images ``image_shape`` ``(H, W)``."""
+    h, w = (int(v) for v in image_shape)
+    return VolumeProblem(y, operator_for, (h, w), torch.float32, (h, w), mask=None,
+                         info={"modality": "ct", "slices": int(y.shape[0]), "matrix": [h, w], **info})
+
+
+def _image_volume_needed(volume: Volume, kind: str) -> None:
+    """``ConfigError`` when a simulating CT operator gets no image volume (measured sinograms among them)."""
+    if volume.image is not None:
+        return
+    hint = '; measured sinograms (data.kind = "sinogram") take operator.kind = "measured_ct"' \
+        if volume.sinogram is not None else ""
+    raise ConfigError(f'operator.kind = "{kind}" needs a CT image volume (data kind nifti, dicom or ct_phantom){hint}')
+
+
+def _arc_deg(angles: tuple[float, ...]) -> float:
+    """The angular range that ``angles`` (increasing, evenly spaced or not) cover: span plus one mean step."""
+    if len(angles) < 2:
+        return 0.0
+    return round((angles[-1] - angles[0]) * len(angles) / (len(angles) - 1), 6)
+
+
+@value_ranges(view_stride=_ONE)
+def measured_ct_operator(volume: Volume, generator: torch.Generator, *, view_stride: int = 1) -> VolumeProblem:
+    """CT on measured sinograms (``data.kind = "sinogram"``): the projector of the file's geometry (parallel or
+    fan beam), the measured sinograms as ``y``.
+
+    Args:
+        view_stride: keep every ``view_stride``-th measured view (1: all), a sparse-view subset of the scan.
+    """
+    from operators.ct import CTProjector
+    from operators.ct_geometry import FanBeamGeometry
+
+    geometry = volume.attrs.get("ct_geometry")
+    if volume.sinogram is None or geometry is None:
+        raise ConfigError('operator.kind = "measured_ct" needs measured sinograms (data.kind = "sinogram"); image '
+                          'volumes take "parallel_beam_ct" or "fan_beam_ct"')
+    kept = tuple(geometry.angles_deg[::view_stride])
+    op = CTProjector(dataclasses.replace(geometry, angles_deg=kept))
+    y = volume.sinogram[:, ::view_stride].contiguous()
+    kind = "fan" if isinstance(geometry, FanBeamGeometry) else "parallel"
+    info = {"geometry": kind, "views": len(kept), "arc_deg": _arc_deg(kept), "measured_views": geometry.n_views,
+            "view_stride": view_stride, "n_det": geometry.n_det, "pixel_size_mm": geometry.pixel_size}
+    return _ct_volume_problem(y, lambda sl: op, geometry.image_size, info)
 
 
 @value_ranges(views=_ONE, arc_deg=_POSITIVE, noise=_NON_NEGATIVE)
@@ -448,10 +528,7 @@ def parallel_beam_operator(
     """
     from operators import ct, ct_geometry
 
-    if volume.image is None:
-        raise ConfigError(
-            'operator.kind = "parallel_beam_ct" needs a CT image volume (data kind nifti or ct_phantom)'
-        )
+    _image_volume_needed(volume, "parallel_beam_ct")
     if views < 1:
         raise ConfigError(f"operator.views = {views}: need at least one view")
     shape = tuple(volume.image.shape[-2:])
@@ -490,10 +567,7 @@ def fan_beam_operator(
     """
     from operators import ct, ct_geometry
 
-    if volume.image is None:
-        raise ConfigError(
-            'operator.kind = "fan_beam_ct" needs a CT image volume (data kind nifti or ct_phantom)'
-        )
+    _image_volume_needed(volume, "fan_beam_ct")
     if views < 1:
         raise ConfigError(f"operator.views = {views}: need at least one view")
     shape = tuple(volume.image.shape[-2:])

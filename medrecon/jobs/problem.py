@@ -24,6 +24,7 @@ class Volume:
         path: the file it came from (``None`` when simulated).
         kspace: MRI multi-coil k-space ``(S, C, H, W)`` complex64 (fully sampled, or undersampled: ``mask``).
         image: CT ground-truth slices ``(S, H, W)`` float32, attenuation in 1/mm (measurements are simulated).
+        sinogram: measured CT sinograms ``(S, views, det)`` float32, line integrals (``medrecon.io.sinogram``).
         reference: magnitude reference ``(S, h, w)`` for metrics (fastMRI ``reconstruction_rss``), if known.
         mask: the sampling mask stored with undersampled (test-set) k-space, if any.
         affine: 4x4 voxel-to-world matrix (NIfTI/DICOM geometry), if known.
@@ -35,6 +36,7 @@ class Volume:
     path: Path | None = None
     kspace: torch.Tensor | None = None
     image: torch.Tensor | None = None
+    sinogram: torch.Tensor | None = None
     reference: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     affine: Any = None
@@ -43,7 +45,7 @@ class Volume:
 
     @property
     def num_slices(self) -> int:
-        source = self.kspace if self.kspace is not None else self.image
+        source = next((t for t in (self.kspace, self.image, self.sinogram) if t is not None), None)
         assert source is not None
         return int(source.shape[0])
 
