@@ -201,6 +201,7 @@ BAD_FILES = {
     "unknown kind": (lambda p: _edit_sidecar(p, geometry="cone"), "scan.json", "geometry", "'cone'"),
     "negative distance": (lambda p: (_fan_sidecar(p), _edit_sidecar(p, source_distance_mm=-5.0)), "scan.json",
                           "source_distance_mm", "must be a positive"),
+    "negative noise": (lambda p: _edit_sidecar(p, noise_std=-0.1), "scan.json", "noise_std", "must be >= 0"),
     "zero spacing": (lambda p: _edit_sidecar(p, det_spacing_mm=0), "scan.json", "det_spacing_mm",
                      "must be a positive"),
     "misspelt field": (lambda p: _edit_sidecar(p, det_ofset_mm=0.5), "scan.json", "det_ofset_mm",
@@ -243,3 +244,13 @@ def test_writer_checks_before_writing(tmp_path):
         write_sinogram(tmp_path / "scan.h5", np.zeros((1, VIEWS, op.geometry.n_det)), op.geometry,
                        reference=np.zeros((1, 8, 8)))
     assert not list(tmp_path.iterdir())
+
+
+def test_plan_mask_refuses_measured_sinograms(tmp_path, capsys):
+    data = parallel_scan(tmp_path / "scan.h5")[0]
+    job = measured_job(tmp_path, data)
+    job.write_text(job.read_text() + "\n[plan]\ncandidate_views = 16\n")
+    assert cli_main(["plan-mask", str(job), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "operator.kind = 'measured_ct': plan-mask plans the views of simulated sinograms" in err, err
+    assert not (tmp_path / "measured").exists()

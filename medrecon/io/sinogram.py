@@ -118,6 +118,16 @@ def _finite(fields: dict[str, Any], name: str, source: Path, default: float) -> 
     return number
 
 
+def _noise_std(fields: dict[str, Any], source: Path) -> float | None:
+    """The stated sinogram noise std (sinogram units, >= 0), or None."""
+    if fields.get("noise_std") is None:
+        return None
+    value = _finite(fields, "noise_std", source, 0.0)
+    if value < 0:
+        raise InputError(source, f"noise_std = {value:g}: must be >= 0", field="noise_std")
+    return value
+
+
 def _counts(fields: dict[str, Any], name: str, source: Path, n: int) -> tuple[int, ...]:
     """A positive integer, or ``n`` of them (``image_size``: ``N`` means ``N x N``)."""
     arr = np.atleast_1d(np.asarray(_required(fields, name, source)))
@@ -289,14 +299,13 @@ def read_sinogram(path: str | Path) -> MeasuredSinogram:
         units = _text(fields, "reference_units", geometry_source, ("hu", "mu"))
         reference = _array(raw_reference, reference_source, "reference", 3)
     _check_shapes(sino, geometry, reference, geometry_source, reference_source)
-    noise = fields.get("noise_std")
     return MeasuredSinogram(
         sinogram=sino,
         geometry=geometry,
         slice_spacing_mm=_positive(fields, "slice_spacing_mm", geometry_source, default=1.0),
         reference=None if reference is None else _reference_mu(reference, units or "mu"),
         reference_units=units,
-        noise_std=None if noise is None else _finite(fields, "noise_std", geometry_source, 0.0),
+        noise_std=_noise_std(fields, geometry_source),
         files=files,
     )
 
@@ -349,6 +358,7 @@ def write_sinogram(
     fields = {**_fields_of(geometry), "slice_spacing_mm": float(slice_spacing_mm), "units": SINOGRAM_UNITS}
     if noise_std is not None:
         fields["noise_std"] = float(noise_std)
+        _noise_std(fields, path)
     sino = _array(_numpy(sinogram), path, "sinogram", 3)
     ref = None if reference is None else _array(_numpy(reference), path, "reference", 3)
     if ref is not None:

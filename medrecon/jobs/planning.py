@@ -131,6 +131,9 @@ def _ct_setup(spec: JobSpec, job: PreparedJob) -> PlanSetup:
 
     opts, volume, problem = spec.plan, job.volume, job.problem
     op_opts = spec.operator.options
+    if spec.operator.kind not in ("parallel_beam_ct", "fan_beam_ct"):
+        raise ConfigError(f"operator.kind = {spec.operator.kind!r}: plan-mask plans the views of simulated "
+                          'sinograms; use "parallel_beam_ct" or "fan_beam_ct"')
     if op_opts.get("views_file") is not None:
         raise ConfigError("operator.views_file: plan-mask compares against uniformly spaced views; unset it")
     n = opts.candidate_views
