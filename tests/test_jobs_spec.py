@@ -212,5 +212,6 @@ def test_shipped_configs_are_valid(path):
     spec = load_spec(path)
     # 50 DDS steps in every shipped job; a dehazing job separates two sources under two priors, which DDS cannot
     # express, and runs the joint sampler of the DDIM family instead (same step count)
-    family = "joint_dehazing" if spec.operator.kind == "ultrasound_haze" else "dds"
-    assert spec.sampler.kind == family and spec.sampler.options["steps"] == 50
+    # and a CT volume job couples its slices with DDS's 3D variant
+    family = {"joint_dehazing"} if spec.operator.kind == "ultrasound_haze" else {"dds", "dds_3d"}
+    assert spec.sampler.kind in family and spec.sampler.options["steps"] == 50

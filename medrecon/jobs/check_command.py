@@ -12,16 +12,21 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import InputError
 from .run_command import add_job_arguments
 
+if TYPE_CHECKING:
+    from .spec import JobSpec
+
 EXAMPLES = """examples:
   medrecon check job.toml
   medrecon check fastmri_dds_4x.toml           # a shipped job by name (medrecon list jobs)
   medrecon check job.toml --set operator.acceleration=8 --out runs/8x
+  medrecon check volumes.toml                  # data.path = [...]: every volume, each with its own output folder
 """
 
 
@@ -63,6 +68,18 @@ def estimate_memory(job, batch: int) -> dict[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .spec import load_volume_jobs
+
+    jobs = load_volume_jobs(args.job, args.overrides, out=args.out)
+    for k, (spec, out) in enumerate(jobs):
+        if len(jobs) > 1:
+            print(f"volume    {k + 1} of {len(jobs)}: {spec.data.options.get('path')}")
+        check_volume(spec, out)
+    return 0
+
+
+def check_volume(spec: JobSpec, out: Path) -> None:
+    """Check one volume job (spec, data, operator, adjoint, output folder) and print its plan and estimates."""
     from operators.testing import check_adjoint
 
     from .acquisition import describe_acquisition
@@ -71,9 +88,8 @@ def main(args: argparse.Namespace) -> int:
     from .noise import resolve_sigma_y
     from .run import check_output_dir, chunk_size, prepare_job
     from .sampling import check_sampler_noise
-    from .spec import load_spec, naming_job_file
+    from .spec import naming_job_file
 
-    spec = load_spec(args.job, args.overrides)
     print(f"spec      {spec.source}: valid (hash {spec.hash[:12]})")
     t0 = time.perf_counter()
     job = prepare_job(spec)
@@ -92,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     except AssertionError as failure:
         raise InputError(spec.operator.kind, f"operator adjoint test failed: {failure}") from None
     print(f"adjoint   <Ax, y> vs <x, A^H y> on one slice: relative error {err:.1e} (ok)")
-    out = check_output_dir(Path(args.out if args.out is not None else run.out))
+    out = check_output_dir(out)
     OutputLock(out).check()
     print(f"output    {out} (writable, not in use)")
     steps = getattr(job.sampler.sampler, "num_steps", None)
@@ -116,4 +132,3 @@ def main(args: argparse.Namespace) -> int:
         print(f"plan-mask {spec.plan.mode} {setup.kind}: {setup.budget} of {len(setup.positions)} "
               f"({int(setup.initial.sum())} kept), {len(setup.schedule.steps)} rounds at sampler steps "
               f"{list(setup.schedule.steps)}, {spec.plan.chains} chains")
-    return 0

@@ -1,19 +1,23 @@
-"""``run_job``: build a job, reconstruct every slice in chunks, scale back, write the outputs and a record.
+"""``run_job`` / ``run_jobs``: build volume jobs, sample their work items on a backend, write outputs and records.
 
-Order of work (nothing is written before the inputs have been validated):
+Order of work (nothing is written before every volume's inputs have been validated):
 
 1. ``prepare_job``: load and check the data, build the operator and measurements, the prior, the sampler and
    the baselines (all errors here are ``MedreconError`` s; no file is touched).
-2. Check the output folder is writable; start or resume the ``.partial`` folder.
-3. The intensity scale by the prior's ``normalisation`` rule (``estimate_scale``): fixed for CT, a percentile of
-   a few CG iterations on ``A^H A x = A^H y`` for MRI. The sampler and baselines see ``y / scale`` and
-   ``sigma_y / scale``; results are multiplied back by ``scale``.
-4. Run the sampler chunk by chunk (``run.batch_size`` slices), saving each finished chunk's slices at once.
-5. Write the outputs atomically, then ``record.json``; remove ``.partial``.
+2. ``validate_volume``: the intensity scale by the prior's ``normalisation`` rule (``estimate_scale``: fixed for
+   CT, a percentile of a few CG iterations on ``A^H A x = A^H y`` for MRI) and the noise level. The sampler and
+   baselines see ``y / scale`` and ``sigma_y / scale``; results are multiplied back by ``scale``.
+3. ``start_volume``: check the output folder, start or resume its ``.partial`` folder, and plan the work items
+   (``medrecon.jobs.work``: chunks of ``run.batch_size`` slices, or the whole volume for ``dds_3d``).
+4. The backend (``medrecon.jobs.backends``: this process, or Ray workers) executes the pending items; each
+   finished item is saved to ``.partial`` at once (``save_item``).
+5. ``assemble_volume``: stack, run the baselines, score, write the outputs atomically, then ``record.json``;
+   remove ``.partial``. With several volumes each is written as soon as its last item returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -32,18 +36,23 @@ from .. import __version__
 from ..errors import ConfigError, InputError
 from ..files import ensure_writable_dir, write_json_atomic
 from .acquisition import acquisition_summary
+from .backends import Backend, LocalBackend, Task
 from .compat import check_prior_serves
 from .lock import OutputLock
 from .noise import resolve_sigma_y
 from .problem import Volume, VolumeProblem
 from .registry import REGISTRY, Registry
 from .resume import PartialRun
-from .sampling import SamplerComponent, check_sampler_noise, check_sampler_sources, sample_chunk
+from .sampling import SamplerComponent, check_sampler_noise, check_sampler_sources
 from .spec import JobSpec, naming_job_file
+from .work import UNCERTAINTY_MAPS, ItemContext, ItemResult, WorkItem, chunk_seed, chunk_size, plan_items
 
 __all__ = [
+    "JobCache",
     "JobResult",
     "PreparedJob",
+    "VolumeRun",
+    "assemble_volume",
     "check_output_dir",
     "check_prior_matches",
     "chunk_seed",
@@ -52,6 +61,10 @@ __all__ = [
     "magnitude",
     "prepare_job",
     "run_job",
+    "run_jobs",
+    "save_item",
+    "start_volume",
+    "validate_volume",
 ]
 
 SCALE_CG_ITERS = 5
@@ -109,24 +122,15 @@ def check_output_dir(path: Path) -> Path:
     return path
 
 
-def chunk_size(component: SamplerComponent, slices: int, batch_size: int) -> int:
-    """Slices per sampler run: ``run.batch_size``, or every slice for a sampler that couples them (``dds_3d``)."""
-    return slices if getattr(component.sampler, "couples_batch", False) else batch_size
-
-
-def chunk_seed(seed: int, chunk: int) -> int:
-    """The sampler seed of slice chunk ``chunk``: independent of how many chunks ran before (resume-safe)."""
-    return int(np.random.SeedSequence([seed, 1, chunk]).generate_state(1)[0])
-
-
-def prepare_job(spec: JobSpec, registry: Registry = REGISTRY) -> PreparedJob:
-    """Build and validate every component of ``spec`` without writing anything.
+def prepare_job(spec: JobSpec, registry: Registry = REGISTRY, device: str | None = None) -> PreparedJob:
+    """Build and validate every component of ``spec`` without writing anything, on ``device`` (default
+    ``run.device``; a Ray driver validates and assembles on the CPU while its workers use ``run.device``).
 
     A ``ConfigError`` names the job file (``spec.source``); a prior whose sidecar says another modality or
     complexity than the data's is refused before the operator is built.
     """
     with naming_job_file(spec.source):
-        return _prepare(spec, registry)
+        return _prepare(spec, registry, device)
 
 
 def check_prior_matches(meta: dict[str, Any], volume: Volume, source: str) -> None:
@@ -164,8 +168,8 @@ def _prior_source(spec: JobSpec, meta: dict[str, Any]) -> str:
     return f"prior.kind = {spec.prior.kind!r}"
 
 
-def _prepare(spec: JobSpec, registry: Registry) -> PreparedJob:
-    device = _device(spec.run.device)
+def _prepare(spec: JobSpec, registry: Registry, device_name: str | None) -> PreparedJob:
+    device = _device(spec.run.device if device_name is None else device_name)
     volume: Volume = registry.get("data", spec.data.kind).build(**spec.data.options)
     if "dicom" in spec.run.outputs and volume.modality != "ct":
         raise ConfigError('run.outputs: "dicom" writes CT image series only; use "hdf5" or "nifti" for MRI')
@@ -271,9 +275,6 @@ def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float 
     }
 
 
-UNCERTAINTY_MAPS = ("std", "lower", "upper")
-
-
 def _ensemble_outputs(
     extras: list[dict[str, torch.Tensor]], crop: tuple[int, int]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any] | None]:
@@ -338,6 +339,189 @@ def _versions() -> dict[str, str]:
     }
 
 
+@dataclass
+class VolumeRun:
+    """One volume job between its validation and its outputs: where it writes, what every item shares, its work
+    items and the results finished so far (reused from ``.partial`` on ``--resume``)."""
+
+    spec: JobSpec
+    out: Path
+    partial: PartialRun
+    resumed: bool
+    resumed_from: dict[str, Any] | None
+    scale_info: dict[str, Any]
+    noise_info: dict[str, Any]
+    context: ItemContext
+    items: list[WorkItem]
+    results: dict[int, ItemResult] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
+
+    @property
+    def pending(self) -> list[WorkItem]:
+        return [item for item in self.items if item.chunk not in self.results]
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+
+@dataclass(frozen=True)
+class VolumeChecks:
+    """What validating a prepared volume job found: the intensity scale and noise level (record entries and
+    ``sigma_y`` in data units), its work items, the images' shape and the device, all that starting and
+    executing the volume need without its data (which may then be released)."""
+
+    scale_info: dict[str, Any]
+    noise_info: dict[str, Any]
+    sigma_y: float
+    items: list[WorkItem]
+    image_shape: tuple[int, ...]
+    device: str
+
+
+def validate_volume(job: PreparedJob) -> VolumeChecks:
+    """Scale, noise level and work items of a prepared job; refuses a sampler that needs noise on noiseless
+    data. Nothing is written."""
+    spec, problem = job.spec, job.problem
+    if spec.run.scale is None:
+        scale_info = estimate_scale(problem, job.prior, job.device, str(job.volume.path or spec.data.kind))
+    else:
+        scale_info = {"scale": spec.run.scale, "x_init": "fixed by run.scale"}
+    sigma_y, noise_info = resolve_sigma_y(spec.run.sigma_y, job.volume, problem)
+    check_sampler_noise(job.sampler, sigma_y)
+    return VolumeChecks(scale_info, noise_info, sigma_y, plan_items(job), tuple(problem.image_shape),
+                        str(job.device))
+
+
+def start_volume(spec: JobSpec, checks: VolumeChecks, out: Path, resume: bool, progress: bool) -> VolumeRun:
+    """Open ``out``'s ``.partial`` folder (kept on ``resume`` when it holds this job) and load the finished
+    items."""
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    partial = PartialRun(out)
+    resumed = partial.start(spec.hash, resume)
+    items = checks.items
+    resumed_from = partial.progress([item.slices for item in items], resumed) if resume else None
+    every = spec.run.checkpoint_every
+    context = ItemContext(
+        scale=checks.scale_info["scale"],
+        sigma_y=checks.sigma_y,
+        device=checks.device,
+        checkpoints={item.chunk: str(partial.checkpoint_path(item.chunk)) for item in items} if every else {},
+        checkpoint_every=every,
+        progress=progress,
+    )
+    run = VolumeRun(spec, out, partial, resumed, resumed_from, checks.scale_info, checks.noise_info, context,
+                    items, times={"start": t_start, "cpu_start": cpu_start, "prepared": time.perf_counter()})
+    for item in items:
+        if resumed and partial.has_slices(item.slices):
+            x = partial.load_slices(item.slices, checks.image_shape)
+            run.results[item.chunk] = ItemResult(item, x, partial.load_extras(item.slices), {}, reused=True)
+    return run
+
+
+def save_item(run: VolumeRun, result: ItemResult) -> None:
+    """Keep a finished item: its further outputs, then its slices, saved to ``.partial`` at once."""
+    run.partial.save_extras(result.item.start, result.extras)  # before the slices: a saved slice has its maps
+    run.partial.save_slices(result.item.start, result.x)
+    run.results[result.item.chunk] = result
+
+
+def _baseline_images(job: PreparedJob, items: list[WorkItem], scale: float) -> tuple[dict, dict]:
+    """Every baseline, chunk by chunk like the sampler (a baseline that couples slices, ``couples_batch``, gets
+    the whole volume), in data units, cropped."""
+    problem = job.problem
+    images: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    whole = [range(problem.num_slices)]
+    for name, build in job.baselines.items():
+        t0 = time.perf_counter()
+        couples = getattr(getattr(build, "func", build), "couples_batch", False)
+        parts = []
+        for idx in whole if couples else [item.slices for item in items]:
+            sl = slice(idx.start, idx.stop)
+            op = problem.operator_for(sl).to(job.device)
+            with torch.no_grad():
+                parts.append((build((problem.y[sl] / scale).to(job.device), op) * scale).cpu())
+        images[name] = magnitude(torch.cat(parts), problem.crop)
+        seconds[name] = time.perf_counter() - t0
+    return images, seconds
+
+
+def assemble_volume(job: PreparedJob, run: VolumeRun) -> JobResult:
+    """Stack the items' slices, run the baselines, score against the reference, write the outputs and
+    ``record.json`` atomically, and remove ``.partial``."""
+    from .outputs import write_outputs
+
+    spec, problem = job.spec, job.problem
+    results = [run.results[item.chunk] for item in run.items]
+    t_sampled = time.perf_counter()
+    recon = magnitude(torch.cat([r.x for r in results]), problem.crop)
+    extras = [r.extras for r in results]
+    maps, ensemble = _ensemble_outputs(extras, problem.crop)
+    for name in job.sampler.further_priors:  # a joint sampler's further sources (dehazing: the haze)
+        maps[name] = magnitude(torch.cat([e[name] for e in extras]), problem.crop)
+    baseline_images, baseline_seconds = _baseline_images(job, run.items, run.context.scale)
+
+    reference = job.volume.reference
+    ref = None if reference is None else reference.detach().cpu().to(torch.float32).numpy()
+    data_range = job.volume.attrs.get("max")
+    metrics = {}
+    if ref is not None:
+        metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
+        for name, img in baseline_images.items():
+            metrics[name] = _metrics(img, ref, data_range)
+        if job.volume.modality == "ultrasound":
+            from .ultrasound import ultrasound_metrics
+
+            for name, img in {spec.sampler.kind: recon, **baseline_images}.items():
+                metrics[name].update(ultrasound_metrics(img, ref, job.volume))
+
+    chunk_records = [r.record() for r in results]
+    record: dict[str, Any] = {
+        "spec": spec.to_dict(),
+        "spec_hash": spec.hash,
+        "job_file": None if spec.source is None else str(spec.source),
+        "versions": _versions(),
+        "device": str(job.device),
+        "torch_threads": torch.get_num_threads(),
+        "seeds": {"run": spec.run.seed, "mask": spec.run.seed, "chunks": [c["seed"] for c in chunk_records]},
+        "scale": run.scale_info,
+        "noise": run.noise_info,
+        "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
+        "problem": problem.info,
+        "acquisition": acquisition_summary(problem.info),
+        "inputs": {
+            "data": {
+                "path": None if job.volume.path is None else str(job.volume.path),
+                "sha256": job.volume.sha256,
+            },
+            "prior": prior_record(spec.prior.kind, job.prior),
+        },
+        "chunks": chunk_records,
+        "resumed": run.resumed,
+        "resumed_from": run.resumed_from,
+        "metrics": metrics,
+        "timings": {
+            "prepare_s": run.times["prepared"] - run.times["start"],
+            "sampling_s": t_sampled - run.times["prepared"],
+            "baselines_s": baseline_seconds,
+        },
+    }
+    record["backend"] = run.backend
+    if ensemble is not None:
+        record["uncertainty"] = {"level": job.sampler.sampler.level, **ensemble, **_calibration(ref, recon, maps)}
+    result = JobResult(run.out, recon, baseline_images, ref, metrics, record, maps=maps)
+    result.files = write_outputs(result, job)
+    record["timings"]["total_s"] = time.perf_counter() - run.times["start"]
+    record["timings"]["process_cpu_s"] = time.process_time() - run.times["cpu_start"]
+    record["outputs"] = [str(p.relative_to(run.out)) for p in result.files] + ["record.json"]
+    write_json_atomic(run.out / "record.json", record)
+    result.files.append(run.out / "record.json")
+    run.partial.finish()
+    return result
+
+
 def run_job(
     spec: JobSpec,
     out: str | Path | None = None,
@@ -347,6 +531,7 @@ def run_job(
     registry: Registry = REGISTRY,
     prepared: PreparedJob | None = None,
     on_resume: Callable[[dict[str, Any]], None] | None = None,
+    backend: Backend | None = None,
 ) -> JobResult:
     """Run ``spec`` and write its outputs to ``out`` (default ``spec.run.out``).
 
@@ -355,159 +540,109 @@ def run_job(
         out: output folder; created if needed.
         resume: continue an unfinished run of the same spec in ``out`` (bit-identical result on CPU).
         progress: show tqdm bars.
-        callback: ``callback(chunk, state)`` after every sampler step (raise to stop the run).
+        callback: ``callback(chunk, state)`` after every sampler step (raise to stop the run); it runs where
+            the item runs (in a worker process with the Ray backend).
         registry: where component names are looked up.
         prepared: components already built by ``prepare_job`` (skips building them again).
         on_resume: with ``resume``, called once with what the run continues from (``PartialRun.progress``,
             also recorded as ``resumed_from``) before any sampling.
+        backend: where the work items run (default: ``LocalBackend``, in this process, in order).
 
     Returns:
         A ``JobResult`` with the arrays, metrics, record and written files.
     """
+    target = Path(out if out is not None else spec.run.out)
+    return run_jobs([(spec, target)], resume=resume, progress=progress, callback=callback, registry=registry,
+                    prepared=[prepared] if prepared is not None else None, on_resume=on_resume,
+                    backend=backend)[0]
+
+
+def run_jobs(
+    jobs: list[tuple[JobSpec, Path]],
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, Any], None] | None = None,
+    registry: Registry = REGISTRY,
+    prepared: list[PreparedJob] | None = None,
+    on_resume: Callable[[dict[str, Any]], None] | None = None,
+    backend: Backend | None = None,
+    on_finished: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Run volume jobs ``[(spec, out), ...]`` through one backend: every volume is validated first (nothing is
+    written before all are), then the items of every volume go to the backend together and each volume is
+    assembled and written as soon as its last item returns (``on_finished(result)``), so a failure later on
+    never undoes a finished volume. Arguments as ``run_job``; ``prepared``: one ``PreparedJob`` per entry.
+    """
     from tqdm.auto import tqdm
 
-    from .outputs import write_outputs
-
+    backend = backend if backend is not None else LocalBackend()
+    outs = [check_output_dir(Path(out)) for _, out in jobs]
+    for out in outs:
+        OutputLock(out).check()  # another run on this folder: fail before any compute
+    if len(set(map(str, (o.absolute() for o in outs)))) != len(outs):
+        raise ConfigError("two volumes of the job write to the same output folder; give each its own")
+    cache = JobCache(registry, backend.prepare_device)
+    if prepared is not None:
+        cache.keep(prepared[-1])
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    out_dir = check_output_dir(Path(out if out is not None else spec.run.out))
-    OutputLock(out_dir).check()  # another run on this folder: fail before any compute
-    job = prepared if prepared is not None else prepare_job(spec, registry)
-    problem, run = job.problem, spec.run
-    if run.scale is None:
-        scale_info = estimate_scale(problem, job.prior, job.device, str(job.volume.path or spec.data.kind))
-    else:
-        scale_info = {"scale": run.scale, "x_init": "fixed by run.scale"}
-    scale = scale_info["scale"]
-    sigma_y, noise_info = resolve_sigma_y(run.sigma_y, job.volume, problem)
-    check_sampler_noise(job.sampler, sigma_y)
-    ensure_writable_dir(out_dir)
-    with OutputLock(out_dir):  # one job per output folder; released on success and failure
-        partial = PartialRun(out_dir)
-        resumed = partial.start(spec.hash, resume)
-        t_prepared = time.perf_counter()
+    checks = []
+    for k, (spec, _) in enumerate(jobs):  # every volume validated before any is sampled or written
+        checks.append(validate_volume(prepared[k] if prepared is not None else cache.get(spec)))
+    results: list[JobResult | None] = [None] * len(jobs)
+    with contextlib.ExitStack() as stack:
+        runs: list[VolumeRun] = []
+        for k, ((spec, _), out) in enumerate(zip(jobs, outs)):
+            ensure_writable_dir(out)
+            stack.enter_context(OutputLock(out))  # one job per output folder; released on success and failure
+            run = start_volume(spec, checks[k], out, resume, progress and backend.shows_step_progress)
+            if k == 0:
+                run.times.update(start=t_start, cpu_start=cpu_start)
+            run.backend = backend.describe()
+            runs.append(run)
+            if run.resumed_from is not None and on_resume is not None:
+                on_resume(run.resumed_from)
+        total = sum(len(item.slices) for r in runs for item in r.items)
+        bar = tqdm(total=total, desc="slices", unit="slice", disable=not progress, leave=False)
+        bar.update(sum(len(res.item.slices) for r in runs for res in r.results.values()))
 
-        n, b = problem.num_slices, chunk_size(job.sampler, problem.num_slices, run.batch_size)
-        chunks = [range(s, min(s + b, n)) for s in range(0, n, b)]
-        resumed_from = partial.progress(chunks, resumed) if resume else None
-        if resumed_from is not None and on_resume is not None:
-            on_resume(resumed_from)
-        images: list[torch.Tensor] = []
-        extras: list[dict[str, torch.Tensor]] = []
-        chunk_records = []
-        bar = tqdm(total=n, desc="slices", unit="slice", disable=not progress, leave=False)
-        for k, idx in enumerate(chunks):
-            if resumed and partial.has_slices(idx):
-                images.append(partial.load_slices(idx, problem.image_shape))
-                extras.append(partial.load_extras(idx))
-                chunk_records.append(
-                    {"chunk": k, "slices": [idx.start, idx.stop], "seed": chunk_seed(run.seed, k), "reused": True}
-                )
-                bar.update(len(idx))
-                continue
-            sl = slice(idx.start, idx.stop)
-            op = problem.operator_for(sl).to(job.device)
-            y = (problem.y[sl] / scale).to(job.device)
-            generator = torch.Generator(device=job.device).manual_seed(chunk_seed(run.seed, k))
-            x, timing, chunk_extras = sample_chunk(
-                job.sampler,
-                job.prior,
-                op,
-                y,
-                sigma_y / scale,
-                generator,
-                checkpoint=partial.checkpoint_path(k) if run.checkpoint_every else None,
-                checkpoint_every=run.checkpoint_every,
-                progress=progress,
-                callback=None if callback is None else (lambda state, _k=k: callback(_k, state)),
-            )
-            x = (x * scale).cpu()
-            chunk_extras = {k: (v * scale if k in UNCERTAINTY_MAPS else v).cpu() for k, v in chunk_extras.items()}
-            partial.save_extras(idx.start, chunk_extras)  # before the slices: a saved slice has its maps
-            partial.save_slices(idx.start, x)
-            images.append(x)
-            extras.append(chunk_extras)
-            chunk_records.append(
-                {
-                    "chunk": k,
-                    "slices": [idx.start, idx.stop],
-                    "seed": chunk_seed(run.seed, k),
-                    "reused": False,
-                    **timing,
-                }
-            )
-            bar.update(len(idx))
+        def finish(k: int) -> None:
+            job = prepared[k] if prepared is not None else cache.get(runs[k].spec)
+            results[k] = assemble_volume(job, runs[k])
+            if on_finished is not None:
+                on_finished(results[k])
+
+        for k, run in enumerate(runs):
+            if run.done:
+                finish(k)
+        tasks = [Task(k, run.spec, item, run.context) for k, run in enumerate(runs) for item in run.pending]
+
+        def on_result(task: Task, result: ItemResult) -> None:
+            run = runs[task.volume]
+            save_item(run, result)
+            bar.update(len(result.item.slices))
+            if run.done:
+                finish(task.volume)
+
+        def job_of(task: Task) -> PreparedJob:
+            return prepared[task.volume] if prepared is not None else cache.get(task.spec)
+
+        backend.run(tasks, job_of, on_result, callback)
         bar.close()
-        t_sampled = time.perf_counter()
-        recon = magnitude(torch.cat(images), problem.crop)
-        maps, ensemble = _ensemble_outputs(extras, problem.crop)
-        for name in job.sampler.further_priors:  # a joint sampler's further sources (dehazing: the haze)
-            maps[name] = magnitude(torch.cat([e[name] for e in extras]), problem.crop)
+    return [r for r in results if r is not None]
 
-        baseline_images: dict[str, np.ndarray] = {}
-        baseline_seconds: dict[str, float] = {}
-        for name, build in job.baselines.items():
-            t0 = time.perf_counter()
-            parts = []
-            for idx in chunks:
-                sl = slice(idx.start, idx.stop)
-                op = problem.operator_for(sl).to(job.device)
-                with torch.no_grad():
-                    parts.append((build((problem.y[sl] / scale).to(job.device), op) * scale).cpu())
-            baseline_images[name] = magnitude(torch.cat(parts), problem.crop)
-            baseline_seconds[name] = time.perf_counter() - t0
 
-        reference = job.volume.reference
-        ref = None if reference is None else reference.detach().cpu().to(torch.float32).numpy()
-        data_range = job.volume.attrs.get("max")
-        metrics = {}
-        if ref is not None:
-            metrics[spec.sampler.kind] = _metrics(recon, ref, data_range)
-            for name, img in baseline_images.items():
-                metrics[name] = _metrics(img, ref, data_range)
-            if job.volume.modality == "ultrasound":
-                from .ultrasound import ultrasound_metrics
+class JobCache:
+    """The most recently prepared job, rebuilt from its spec when another is asked for (volumes one at a time in
+    memory: a job's data, operator and prior)."""
 
-                for name, img in {spec.sampler.kind: recon, **baseline_images}.items():
-                    metrics[name].update(ultrasound_metrics(img, ref, job.volume))
+    def __init__(self, registry: Registry = REGISTRY, device: str | None = None):
+        self.registry, self.device, self.job = registry, device, None
 
-        record: dict[str, Any] = {
-            "spec": spec.to_dict(),
-            "spec_hash": spec.hash,
-            "job_file": None if spec.source is None else str(spec.source),
-            "versions": _versions(),
-            "device": str(job.device),
-            "torch_threads": torch.get_num_threads(),
-            "seeds": {"run": run.seed, "mask": run.seed, "chunks": [c["seed"] for c in chunk_records]},
-            "scale": scale_info,
-            "noise": noise_info,
-            "sampler": {"kind": spec.sampler.kind, **(job.sampler.settings or spec.sampler.options)},
-            "problem": problem.info,
-            "acquisition": acquisition_summary(problem.info),
-            "inputs": {
-                "data": {
-                    "path": None if job.volume.path is None else str(job.volume.path),
-                    "sha256": job.volume.sha256,
-                },
-                "prior": prior_record(spec.prior.kind, job.prior),
-            },
-            "chunks": chunk_records,
-            "resumed": resumed,
-            "resumed_from": resumed_from,
-            "metrics": metrics,
-            "timings": {
-                "prepare_s": t_prepared - t_start,
-                "sampling_s": t_sampled - t_prepared,
-                "baselines_s": baseline_seconds,
-            },
-        }
-        if ensemble is not None:
-            record["uncertainty"] = {"level": job.sampler.sampler.level, **ensemble, **_calibration(ref, recon, maps)}
-        result = JobResult(out_dir, recon, baseline_images, ref, metrics, record, maps=maps)
-        result.files = write_outputs(result, job)
-        record["timings"]["total_s"] = time.perf_counter() - t_start
-        record["timings"]["process_cpu_s"] = time.process_time() - cpu_start
-        record["outputs"] = [str(p.relative_to(out_dir)) for p in result.files] + ["record.json"]
-        write_json_atomic(out_dir / "record.json", record)
-        result.files.append(out_dir / "record.json")
-        partial.finish()
-        return result
+    def keep(self, job: PreparedJob) -> None:
+        self.job = job
+
+    def get(self, spec: JobSpec) -> PreparedJob:
+        if self.job is None or self.job.spec.hash != spec.hash or self.job.spec.source != spec.source:
+            self.job = None  # release the previous volume before building the next
+            self.job = prepare_job(spec, self.registry, self.device)
+        return self.job

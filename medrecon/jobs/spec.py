@@ -43,10 +43,13 @@ __all__ = [
     "JobSpec",
     "PlanOptions",
     "RunOptions",
+    "apply_overrides",
     "load_spec",
+    "load_volume_jobs",
     "naming_job_file",
     "parse_override",
     "parse_spec",
+    "volume_name",
 ]
 
 COMPONENT_SECTIONS = ("data", "operator", "prior", "sampler")
@@ -289,6 +292,23 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
     return opts
 
 
+def apply_overrides(table: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], set[tuple[str, ...]]]:
+    """A copy of ``table`` with ``--set`` overrides applied, and the overridden key paths."""
+    table = copy.deepcopy(dict(table))  # overrides never change the caller's (nested) tables
+    overridden = set()
+    for text in overrides:
+        path, value = parse_override(text)
+        overridden.add(tuple(path))
+        node = table
+        for depth, part in enumerate(path[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {text!r}: {where} is a value, not a table")
+        node[path[-1]] = value
+    return table, overridden
+
+
 def parse_spec(
     table: dict[str, Any],
     overrides: list[str] = (),  # type: ignore[assignment]
@@ -302,18 +322,7 @@ def parse_spec(
     folder), or against the working directory when they come from ``overrides``. Raises ``ConfigError`` naming
     the first unknown section, unknown key, missing key or mistyped value.
     """
-    table = copy.deepcopy(dict(table))  # overrides never change the caller's (nested) tables
-    overridden = set()
-    for text in overrides:
-        path, value = parse_override(text)
-        overridden.add(tuple(path))
-        node = table
-        for depth, part in enumerate(path[:-1]):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                where = ".".join(path[: depth + 1])
-                raise ConfigError(f"--set {text!r}: {where} is a value, not a table")
-        node[path[-1]] = value
+    table, overridden = apply_overrides(table, overrides)
     sections = (*COMPONENT_SECTIONS, "run", "baseline", "plan")
     for name, value in table.items():
         if name not in sections:
@@ -369,6 +378,75 @@ def load_spec(path: str | Path, overrides: list[str] = (), registry: Registry = 
     table = _read_file(path)
     with naming_job_file(path):
         return parse_spec(table, overrides, base_dir=path.resolve().parent, registry=registry, source=path)
+
+
+_GLOB_CHARS = set("*?[")
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npy", ".npz", ".dcm")
+
+
+def volume_name(path: str) -> str:
+    """The output subfolder of one input volume: its file name without the volume suffix (a DICOM folder: its
+    name)."""
+    name = Path(path.rstrip("/\\")).name
+    for suffix in _VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _volume_paths(value: list[Any], root: Path) -> list[str]:
+    """``data.path`` entries as absolute paths, glob patterns expanded (sorted); ``ConfigError`` for a
+    non-string entry, a pattern matching nothing, a repeated volume or an empty list."""
+    paths: list[str] = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise ConfigError(f"data.path = {value!r}: expected file or folder names, got {entry!r}")
+        if _GLOB_CHARS & set(entry):
+            pattern = Path(entry).expanduser()
+            base = pattern if pattern.is_absolute() else root / pattern
+            matches = sorted(str(p) for p in Path(base.anchor).glob(str(base.relative_to(base.anchor))))
+            if not matches:
+                raise ConfigError(f"data.path: the pattern {entry!r} matches nothing (from {root})")
+            paths.extend(matches)
+        else:
+            paths.append(_resolve_path(entry, root, "data.path"))
+    if not paths:
+        raise ConfigError("data.path = []: list at least one volume")
+    repeated = sorted({p for p in paths if paths.count(p) > 1})
+    if repeated:
+        raise ConfigError(f"data.path lists {repeated[0]} more than once")
+    names = [volume_name(p) for p in paths]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigError(f"data.path: two volumes would write to the same output folder {clash[0]!r}; rename "
+                          "one or list them in separate jobs")
+    return paths
+
+
+def load_volume_jobs(path: str | Path, overrides: list[str] = (), out: str | Path | None = None,  # type: ignore[assignment]
+                     registry: Registry = REGISTRY) -> list[tuple[JobSpec, Path]]:
+    """The volume jobs of a job file: one ``(spec, out)`` for a single ``data.path``; for a list of paths (or
+    glob patterns) one job per volume, each written to ``<out>/<volume name>/`` (``volume_name``), every spec
+    validated before any is returned. ``out`` overrides ``run.out``."""
+    from .shipped import resolve_job_path
+
+    path = resolve_job_path(path)
+    with naming_job_file(path):
+        table, overridden = apply_overrides(_read_file(path), overrides)
+        data = table.get("data")
+        listed = data.get("path") if isinstance(data, dict) else None
+        if not isinstance(listed, list):
+            spec = parse_spec(table, overrides, base_dir=path.resolve().parent, registry=registry, source=path)
+            return [(spec, Path(out if out is not None else spec.run.out))]
+        root = Path.cwd() if ("data", "path") in overridden else path.resolve().parent
+        jobs = []
+        rest = [o for o in overrides if parse_override(o)[0] != ["data", "path"]]
+        for volume in _volume_paths(listed, root):
+            one = copy.deepcopy(_read_file(path))
+            one.setdefault("data", {})["path"] = volume
+            spec = parse_spec(one, rest, base_dir=path.resolve().parent, registry=registry, source=path)
+            jobs.append((spec, Path(out if out is not None else spec.run.out) / volume_name(volume)))
+        return jobs
 
 
 @contextlib.contextmanager
