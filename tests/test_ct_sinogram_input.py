@@ -254,3 +254,12 @@ def test_plan_mask_refuses_measured_sinograms(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "operator.kind = 'measured_ct': plan-mask plans the views of simulated sinograms" in err, err
     assert not (tmp_path / "measured").exists()
+
+
+def test_check_describes_a_measured_job_and_writes_nothing(tmp_path, capsys):
+    data = parallel_scan(tmp_path / "scan.npy")[0]
+    assert cli_main(["check", str(measured_job(tmp_path, data))]) == 0
+    out = capsys.readouterr().out
+    assert "operator  measured_ct:" in out and "acquires  parallel beam: 8 views over 180.0 degrees" in out
+    assert "adjoint   " in out and "(ok)" in out
+    assert not (tmp_path / "measured").exists()
