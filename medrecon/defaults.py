@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 __all__ = [
     "ACTIVE",
-    "DDS_3D",
     "CGLS",
     "CG_SENSE",
     "COIL_MAPS",
     "DDS",
+    "DDS_3D",
     "DDS_BY_MODALITY",
+    "DIFFUSION_MBIR",
     "DPS",
     "JOINT_DEHAZING",
     "L1_WAVELET",
@@ -25,17 +26,20 @@ __all__ = [
     "RED_DIFF",
     "SMC",
     "TV",
+    "TV_3D",
     "ActiveDefaults",
     "CgSenseDefaults",
     "CglsDefaults",
     "CoilMapDefaults",
     "DdsDefaults",
+    "DiffusionMbirDefaults",
     "DpsDefaults",
     "JointDehazingDefaults",
     "L1WaveletDefaults",
     "PcDefaults",
     "RedDiffDefaults",
     "SmcDefaults",
+    "Tv3dDefaults",
     "TvDefaults",
     "VolumeDefaults",
     "dds_for",
@@ -198,8 +202,39 @@ class VolumeDefaults:
     network_batch: int = 20
 
 
+@dataclass(frozen=True)
+class DiffusionMbirDefaults:
+    """DiffusionMBIR (``sampler.kind = "diffusion_mbir"``): ``steps`` noise levels with ``corrector_steps``
+    Langevin steps (``snr``) of the prior's score, then ``admm_iters`` ADMM iterations of ``cg_iters`` CG steps
+    with penalty ``rho`` and TV weight ``tv`` along z on the noisy iterate, ``network_batch`` slices per denoiser
+    call, and a final normalised back-projection step. The reference's values (its 8-view CT setting), except
+    ``steps``: 2000 in the reference (4000 network calls), here the predictor-corrector's 250."""
+
+    steps: int = 250
+    snr: float = 0.16
+    corrector_steps: int = 1
+    rho: float = 10.0
+    tv: float = 0.04
+    admm_iters: int = 1
+    cg_iters: int = 1
+    network_batch: int = 12
+    final_consistency: bool = True
+
+
+@dataclass(frozen=True)
+class Tv3dDefaults:
+    """3D TV of a CT volume (``run.baselines = ["tv_3d"]``): weight ``lam_rel`` relative to the volume's scale,
+    ``z_weight`` of the difference between neighbouring slices against the in-plane ones, ``iters`` PDHG
+    iterations."""
+
+    lam_rel: float = 3e-2
+    z_weight: float = 1.0
+    iters: int = 300
+
+
 ACTIVE = ActiveDefaults()
 DDS_3D = VolumeDefaults()
+DIFFUSION_MBIR = DiffusionMbirDefaults()
 COIL_MAPS = CoilMapDefaults()
 DDS_BY_MODALITY = {
     "mri": DdsDefaults(eta=1.0, lam=1.0),
@@ -215,6 +250,7 @@ SMC = SmcDefaults()
 L1_WAVELET = L1WaveletDefaults()
 CG_SENSE = CgSenseDefaults()
 TV = TvDefaults()
+TV_3D = Tv3dDefaults()
 CGLS = CglsDefaults()
 
 

@@ -1,14 +1,22 @@
-"""DDS for volumes (slices coupled along z): the difference operator's adjoint, plain DDS when uncoupled, the
-ADMM x/z/u iterations reaching the optimum of the convex z-TV problem (checked by its optimality conditions), a
-coupled volume whose slices agree more than independent ones, the driver refusing to split the volume; volume
-jobs: one chunk, bit-identical resume, a DICOM series in and a new series with its geometry out."""
+"""DDS and DiffusionMBIR for volumes (slices coupled along z): the difference operator's adjoint, plain DDS (and
+the predictor-corrector with a CG step per slice) when uncoupled, the ADMM x/z/u iterations reaching the optimum
+of the convex z-TV problem with and without the proximal term (checked by its optimality conditions), the final
+normalised back-projection step, a coupled volume whose slices agree more than independent ones, the driver
+refusing to split the volume; volume jobs: one chunk, bit-identical resume, a DICOM series in and a new series
+with its geometry out."""
 import pytest
 import torch
 
 from medrecon.priors.gaussian import GaussianDenoiser
-from medrecon.samplers import InverseProblem, dds, dds_3d, karras, run
-from medrecon.samplers.volume import difference_z, difference_z_adjoint, soft_threshold
-from operators import MatrixOperator, parallel_beam, sparse_view_angles
+from medrecon.samplers import InverseProblem, PredictorCorrector, dds, dds_3d, diffusion_mbir, karras, run
+from medrecon.samplers.volume import (
+    admm_z_tv,
+    difference_z,
+    difference_z_adjoint,
+    normalised_backprojection_step,
+    soft_threshold,
+)
+from operators import MatrixOperator, cg, parallel_beam, sparse_view_angles
 
 F64 = torch.float64
 
@@ -47,17 +55,30 @@ def test_uncoupled_is_plain_dds():
 
 
 def test_admm_reaches_the_optimum_of_the_z_tv_problem():
-    prior, x_true, problem = _volume_problem()
+    _, x_true, problem = _volume_problem()
     sampler = dds_3d(8, cg_iters=200, rho=2.0, tv=0.05, admm_iters=3000, sigma_data=1.0)
     x0_hat = x_true + 0.3 * torch.randn(x_true.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
     zeros = torch.zeros_like(x0_hat[1:])
     sigma = 0.5
-    x, z, u = sampler.couple(x0_hat, sigma, problem, zeros, zeros)
+    x, z, _ = sampler.couple(x0_hat, sigma, problem, zeros, zeros)
     prox = sampler.dc.weight(sigma, problem)
     # optimality: A^H (A x - y) + prox (x - x0_hat) + tv D^T s = 0 for some s in the subdifferential of |D x|_1
-    grad = problem.A.normal(x) - problem.adjoint_y + prox * (x - x0_hat)
-    s = torch.linalg.lstsq(_dense_dt(x.shape), (-grad / 0.05).reshape(-1, 1)).solution.reshape(z.shape)
-    torch.testing.assert_close(difference_z_adjoint(s), -grad / 0.05, atol=1e-6, rtol=0)
+    _assert_z_tv_optimal(x, z, problem.A.normal(x) - problem.adjoint_y + prox * (x - x0_hat), 0.05)
+
+
+def test_diffusion_mbirs_admm_reaches_the_optimum_without_a_proximal_term():
+    """DiffusionMBIR's coupling: ``min ||A x - y||^2 / 2 + tv ||D_z x||_1`` from the noisy iterate."""
+    _, x_true, problem = _volume_problem(m=20)
+    start = x_true + 0.5 * torch.randn(x_true.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
+    zeros = torch.zeros_like(start[1:])
+    x, z, _ = admm_z_tv(start, problem, zeros, zeros, rho=2.0, tv=0.05, admm_iters=3000, cg_iters=200)
+    _assert_z_tv_optimal(x, z, problem.A.normal(x) - problem.adjoint_y, 0.05)
+
+
+def _assert_z_tv_optimal(x, z, grad, tv):
+    """``grad + tv D_z^T s = 0`` for some ``s`` in the subdifferential of ``|D_z x|_1``, and ``z = D_z x``."""
+    s = torch.linalg.lstsq(_dense_dt(x.shape), (-grad / tv).reshape(-1, 1)).solution.reshape(z.shape)
+    torch.testing.assert_close(difference_z_adjoint(s), -grad / tv, atol=1e-6, rtol=0)
     assert float(s.abs().max()) <= 1 + 1e-4
     dx = difference_z(x)
     active = dx.abs() > 1e-6
@@ -94,6 +115,55 @@ def test_coupled_slices_agree_more_and_the_volume_is_not_split():
     assert float((coupled - volume).square().mean()) < float((plain - volume).square().mean())
     with pytest.raises(ValueError, match="couples the 6 samples"):
         run(dds_3d(10, sigmas=sigmas), problem, prior, torch.Generator(), max_batch=3, progress=False)
+
+
+def test_uncoupled_diffusion_mbir_is_the_predictor_corrector_then_cg_per_slice():
+    """``rho = 0``: every step is ``PredictorCorrector``'s (prior score only) followed by ``cg_iters`` CG
+    iterations of each slice on ``A^H A x = A^H y`` from the iterate, then the normalised back-projection."""
+    prior, _, problem = _volume_problem()
+    sigmas = karras(6, 0.01, 5.0).to(F64)
+    got, batched = (run(diffusion_mbir(sigmas=sigmas, rho=0.0, cg_iters=2, network_batch=size), problem, prior,
+                        torch.Generator().manual_seed(2), progress=False).x for size in (None, 3))
+    pc, g = PredictorCorrector(sigmas, snr=0.16, corrector_steps=1), torch.Generator().manual_seed(2)
+    state = pc.init(problem, prior, g)
+    for _ in range(pc.num_steps):
+        state = pc.step(state, None, prior, g)
+        state.x = cg(problem.A.normal, problem.adjoint_y, x0=state.x, iters=2)
+    torch.testing.assert_close(got, normalised_backprojection_step(state.x, problem), rtol=0, atol=0)
+    torch.testing.assert_close(batched, got, rtol=0, atol=1e-10)  # 3 slices a call: the same up to round-off
+
+
+def test_the_normalised_back_projection_step_solves_a_diagonal_system():
+    d = torch.tensor([0.5, 2.0, 0.0, 3.0], dtype=F64)
+    y = torch.tensor([[1.0, 1.0, 0.0, 6.0]], dtype=F64)
+    problem = InverseProblem(MatrixOperator(torch.diag(d)), y, 0.0)
+    x = normalised_backprojection_step(torch.full((1, 4), 7.0, dtype=F64), problem)
+    torch.testing.assert_close(x, torch.tensor([[2.0, 0.5, 7.0, 2.0]], dtype=F64))  # y / d; unmeasured: kept
+
+
+def test_coupled_diffusion_mbir_slices_agree_more_and_the_job_kind_builds_it():
+    from medrecon.jobs.sampling import SAMPLERS
+
+    g = torch.Generator().manual_seed(4)
+    n = 16
+    prior = GaussianDenoiser(torch.full((n * n,), 0.3, dtype=F64), 0.05 * torch.eye(n * n, dtype=F64))
+    image = torch.zeros(n, n, dtype=F64)
+    image[4:12, 5:11] = 1.0
+    volume = image.expand(6, n, n).contiguous()
+    A = parallel_beam(n, sparse_view_angles(4)).to(F64)
+    y = A(volume) + 0.05 * torch.randn(A(volume).shape, generator=g, dtype=F64)
+    problem = InverseProblem(A, y, 0.05)
+    sigmas = karras(12, 0.01, 2.0).to(F64)
+    spread = lambda x: float(difference_z(x).abs().mean())
+    plain, coupled = (run(diffusion_mbir(sigmas=sigmas, rho=rho, tv=0.5, cg_iters=3), problem, prior,
+                          torch.Generator().manual_seed(5), progress=False).x for rho in (0.0, 5.0))
+    assert spread(coupled) < 0.5 * spread(plain)
+    with pytest.raises(ValueError, match="couples the 6 samples"):
+        run(diffusion_mbir(sigmas=sigmas), problem, prior, torch.Generator(), max_batch=3, progress=False)
+    component = SAMPLERS["diffusion_mbir"]({"noise_schedule": {"sigma_min": 0.01, "sigma_max": 2.0}}, steps=4,
+                                           rho=3.0)
+    assert component.num_steps == 4 and component.sampler.couples_batch and component.settings["rho"] == 3.0
+    assert list(SAMPLERS)[-1] == "diffusion_mbir"
 
 
 class _Stop(Exception):

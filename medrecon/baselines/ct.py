@@ -25,7 +25,7 @@ import torch
 from operators import LinearOperator, cg
 from operators.ct_fbp import fbp as _fbp
 
-__all__ = ["RECONSTRUCTORS", "cgls", "divergence_2d", "fbp", "gradient_2d", "sirt", "tv_pdhg"]
+__all__ = ["RECONSTRUCTORS", "cgls", "divergence_2d", "fbp", "gradient_2d", "pdhg_tv", "sirt", "tv_pdhg"]
 
 
 def _image_batch_dims(y: torch.Tensor) -> int:
@@ -103,26 +103,39 @@ def tv_pdhg(y: torch.Tensor, op: LinearOperator, lam: float | torch.Tensor | Non
     without an operator norm. ``lam`` defaults to ``lam_rel`` times the image scale (module docstring).
     """
     back = op.adjoint(y)
+    col = op.adjoint(op(torch.ones_like(back[(0,) * (back.ndim - 2)])))
+    if lam is None:
+        lam = lam_rel * _image_scale(y, op, back, col)
+    return pdhg_tv(y, op, lam, iters, gradient_2d, divergence_2d, nonneg=nonneg, x0=x0)
+
+
+def pdhg_tv(y: torch.Tensor, op: LinearOperator, lam: float | torch.Tensor, iters: int,
+            gradient: Callable[[torch.Tensor], torch.Tensor], divergence: Callable[[torch.Tensor], torch.Tensor],
+            gradient_col_sum: float = 4.0, gradient_row_sum: float = 2.0, nonneg: bool = True,
+            x0: torch.Tensor | None = None) -> torch.Tensor:
+    """The preconditioned PDHG of ``tv_pdhg`` for any finite-difference ``gradient`` ``x -> (k, *x.shape)``
+    (isotropic: the ``k`` components of a voxel share one dual ball of radius ``lam``), its negative adjoint
+    ``divergence`` and the largest absolute column and row sums of its matrix (``gradient_2d``: 4 and 2), which
+    set the primal and the dual steps."""
+    back = op.adjoint(y)
     ones = torch.ones_like(back[(0,) * (back.ndim - 2)])
     row = op(ones)
     col = op.adjoint(torch.ones_like(row))
     c = float(col.mean())
-    if lam is None:
-        lam = lam_rel * _image_scale(y, op, back, col)
     scale_op = c ** -0.5
     sigma_data = 1.0 / (scale_op * row).clamp_min(1e-12)
-    sigma_tv = 0.5
-    tau = 1.0 / (scale_op * col + 4.0)
+    sigma_tv = 1.0 / gradient_row_sum
+    tau = 1.0 / (scale_op * col + gradient_col_sum)
     y_n = y * scale_op
     x = torch.zeros_like(back) if x0 is None else x0.clone()
     x_bar = x.clone()
     p = torch.zeros_like(y)
-    q = torch.zeros((2,) + tuple(x.shape), dtype=x.dtype, device=x.device)
+    q = torch.zeros_like(gradient(x))
     for _ in range(iters):
         p = (p + sigma_data * (scale_op * op(x_bar) - y_n)) / (1 + sigma_data)
-        q = q + sigma_tv * gradient_2d(x_bar)
+        q = q + sigma_tv * gradient(x_bar)
         q = q / torch.clamp(q.norm(dim=0) / lam, min=1.0)
-        x_new = x - tau * (scale_op * op.adjoint(p) - divergence_2d(q))
+        x_new = x - tau * (scale_op * op.adjoint(p) - divergence(q))
         if nonneg:
             x_new = x_new.clamp_min(0)
         x_bar = 2 * x_new - x

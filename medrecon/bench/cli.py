@@ -15,6 +15,7 @@ SUITES: dict[str, str] = {
     "ensembles": "SMC particles per second, memory per particle, calibration on prior draws",
     "active": "planned acquisition masks and views vs fixed ones at the same budget",
     "native": "the shipped fastMRI job at a native grid (320x320, 15 coils): DDS vs CG-SENSE, L1-wavelet",
+    "volume": "head-CT volumes: z-coupled DDS, DiffusionMBIR vs slice-wise DDS, FBP, 3D TV, per plane",
     "distributed": "volume-list jobs: local backend vs Ray with 1 and 2 workers (volumes per minute)",
     "ultrasound": "dehazing (gCNR, envelope PSNR), scan-line completion 2x/4x, RF simulation vs PyMUST",
 }

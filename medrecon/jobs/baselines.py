@@ -17,7 +17,7 @@ _ONE = Range(1)
 _NON_NEGATIVE = Range(0)
 
 __all__ = ["BASELINES", "MODALITY", "OPERATOR", "cg_sense", "cgls", "check_baseline_modality", "fbp", "hazy_input",
-           "l1_wavelet", "linear_lines", "tv", "zero_filled"]
+           "l1_wavelet", "linear_lines", "tv", "tv_3d", "zero_filled"]
 
 
 def zero_filled(y: torch.Tensor, op) -> torch.Tensor:
@@ -111,6 +111,24 @@ def tv(y: torch.Tensor, op, *, lam_rel: float = D.TV.lam_rel, iters: int = D.TV.
     return ct.tv_pdhg(y, op, lam_rel=lam_rel, iters=iters)
 
 
+@value_ranges(lam_rel=_NON_NEGATIVE, z_weight=_NON_NEGATIVE, iters=_ONE)
+def tv_3d(y: torch.Tensor, op, *, lam_rel: float = D.TV_3D.lam_rel, z_weight: float = D.TV_3D.z_weight,
+          iters: int = D.TV_3D.iters) -> torch.Tensor:
+    """CT 3D total variation over the whole volume (slices coupled along z; Chambolle-Pock), non-negative.
+
+    Args:
+        lam_rel: TV weight relative to the volume's scale.
+        z_weight: weight of the difference between neighbouring slices against the in-plane ones.
+        iters: PDHG iterations.
+    """
+    from ..baselines.tv3d import tv_3d as solve
+
+    return solve(y, op, lam_rel=lam_rel, z_weight=z_weight, iters=iters)
+
+
+tv_3d.couples_batch = True  # type: ignore[attr-defined]  # needs every slice of the volume in one call, in order
+
+
 BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "zero_filled": zero_filled,
     "cg_sense": cg_sense,
@@ -118,12 +136,13 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "fbp": fbp,
     "cgls": cgls,
     "tv": tv,
+    "tv_3d": tv_3d,
     "linear_lines": linear_lines,
     "hazy_input": hazy_input,
 }
 
 MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp": "ct", "cgls": "ct", "tv": "ct",
-            "linear_lines": "ultrasound", "hazy_input": "ultrasound"}
+            "tv_3d": "ct", "linear_lines": "ultrasound", "hazy_input": "ultrasound"}
 OPERATOR = {"linear_lines": "ultrasound_scanlines", "hazy_input": "ultrasound_haze"}  # baselines of one operator
 
 

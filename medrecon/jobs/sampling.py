@@ -28,8 +28,9 @@ __all__ = [
     "afdps",
     "check_sampler_noise",
     "ddim_projection",
-    "dds_3d",
     "dds",
+    "dds_3d",
+    "diffusion_mbir",
     "dps",
     "joint_dehazing",
     "mcg",
@@ -184,6 +185,53 @@ def dds_3d(
     options = _dds_options(prior_meta, settings)
     return _checked("dds_3d", lambda: samplers.dds_3d(
         **options, rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch), settings)
+
+
+_M = D.DIFFUSION_MBIR
+
+
+@value_ranges(steps=_ONE, snr=_POSITIVE, corrector_steps=_NON_NEGATIVE, rho=_NON_NEGATIVE, tv=_NON_NEGATIVE,
+              admm_iters=_ONE, cg_iters=_ONE, network_batch=_ONE)
+def diffusion_mbir(
+    prior_meta: dict[str, Any],
+    *,
+    steps: int = _M.steps,
+    snr: float = _M.snr,
+    corrector_steps: int = _M.corrector_steps,
+    rho: float = _M.rho,
+    tv: float = _M.tv,
+    admm_iters: int = _M.admm_iters,
+    cg_iters: int = _M.cg_iters,
+    network_batch: int = _M.network_batch,
+    final_consistency: bool = _M.final_consistency,
+    grid: Literal["karras", "vp"] = "karras",
+) -> SamplerComponent:
+    """DiffusionMBIR for a whole volume from the 2D prior: a prior-only predictor-corrector step on every slice,
+    then ADMM with TV along z on the noisy iterate (``medrecon.samplers.volume``). Every slice of the volume is
+    sampled together (one chunk, whatever ``run.batch_size``).
+
+    Args:
+        steps: noise levels; NFE = steps * (1 + corrector_steps) (the reference: 2000 levels).
+        snr: Langevin corrector signal-to-noise ratio.
+        corrector_steps: Langevin steps per level.
+        rho: ADMM penalty (0: no coupling; each slice its own CG on the normal equations).
+        tv: weight of the total variation along z, in the prior's units.
+        admm_iters: ADMM iterations per step.
+        cg_iters: CG iterations of each ADMM x-update.
+        network_batch: slices per denoiser call (bounds the network's memory).
+        final_consistency: end with one normalised back-projection step x + A^H (y - A x) / (A^H A 1).
+        grid: noise levels: karras over the prior's trained range, or vp.
+    """
+    from .. import samplers
+
+    _positive(steps=steps)
+    settings = {"steps": steps, "snr": snr, "corrector_steps": corrector_steps, "rho": rho, "tv": tv,
+                "admm_iters": admm_iters, "cg_iters": cg_iters, "network_batch": network_batch,
+                "final_consistency": final_consistency, "grid": grid}
+    return _checked("diffusion_mbir", lambda: samplers.diffusion_mbir(
+        sigmas=_grid(prior_meta, steps, grid), snr=snr, corrector_steps=corrector_steps, rho=rho, tv=tv,
+        admm_iters=admm_iters, cg_iters=cg_iters, network_batch=network_batch,
+        final_consistency=final_consistency), settings)
 
 
 @value_ranges(steps=_ONE, eta=_UNIT, iters=_ONE, lam=_POSITIVE)
@@ -527,6 +575,7 @@ SAMPLERS: dict[str, Callable[..., SamplerComponent]] = {
     "afdps": afdps,
     "joint_dehazing": joint_dehazing,
     "dds_3d": dds_3d,
+    "diffusion_mbir": diffusion_mbir,
 }
 
 

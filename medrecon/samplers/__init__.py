@@ -1,5 +1,5 @@
 """Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
-predictor-corrector, RED-Diff, DDS for volumes (slices coupled along z), joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
+predictor-corrector, RED-Diff, DDS and DiffusionMBIR for volumes (slices coupled along z), joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
 from .consistency import KrylovCG, LikelihoodGradient, Projection, data_weight, x0_variance
 from .ddim import DDIM, ddim_projection, dds
 from .dehaze import CompandedMixtureGradient, JointDehazing, joint_dehazing
@@ -11,14 +11,15 @@ from .problem import InverseProblem
 from .reddiff import REDDiff
 from .schedules import karras, log_uniform, vp_linear
 from .state import Sampler, State
-from .volume import DDS3D, dds_3d
+from .volume import DDS3D, DiffusionMBIR, dds_3d, diffusion_mbir
 
 __all__ = [
-    "CompandedMixtureGradient",
     "DDIM",
     "DDS3D",
     "DPS",
+    "CompandedMixtureGradient",
     "DPMSolverPP2M",
+    "DiffusionMBIR",
     "Heun",
     "InverseProblem",
     "JointDehazing",
@@ -37,6 +38,7 @@ __all__ = [
     "ddim_projection",
     "dds",
     "dds_3d",
+    "diffusion_mbir",
     "joint_dehazing",
     "karras",
     "log_uniform",

@@ -1,6 +1,7 @@
-"""Volumes from a 2D prior: DDS with the slices coupled along z (DDS's 3D variant, reference section 1.1).
+"""Volumes from a 2D prior: DDS with the slices coupled along z (DDS's 3D variant, reference section 1.1) and
+DiffusionMBIR (the VE predictor-corrector followed by the same coupling, reference section 2).
 
-The ``Z`` slices of one volume are the batch. At every diffusion step the 2D prior denoises every slice (in
+DDS-3D: the ``Z`` slices of one volume are the batch. At every diffusion step the 2D prior denoises every slice (in
 batches of ``network_batch`` slices), then ``admm_iters`` ADMM iterations solve
 
     ``min_x ||A x - y||^2 / 2 + rho_prox ||x - x0_hat||^2 / 2 + tv ||D_z x||_1``
@@ -15,8 +16,19 @@ neighbouring slices) by the splitting ``z = D_z x``:
 ``z`` and ``u`` are kept from one diffusion step to the next (warm start, in the state, so checkpoints carry
 them). DDS's code uses a circular difference, which couples the first slice with the last; here the difference
 is not circular (``Z - 1`` differences), so the volume's two ends stay independent.
+
+DiffusionMBIR: every step is one step of ``PredictorCorrector`` on the prior's score alone (no data
+consistency inside the score), then the same ADMM iterations with ``rho_prox = 0`` and ``cg_iters`` (1 in the
+reference) CG iterations started at the noisy iterate ``x`` itself, not at a Tweedie estimate. Optionally a last
+normalised back-projection step ``x + A^H (y - A x) / (A^H A 1)`` (the reference's CT ``final_consistency``).
+The reference runs the predictor before the corrector at each level; ``PredictorCorrector`` runs the corrector
+first (score-SDE's order), which only regroups the same sequence of moves.
+
+``admm_z_tv`` is the ADMM both samplers share; with ``rho = 0`` it is each slice's own CG (no coupling).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 
@@ -24,11 +36,13 @@ from operators import cg
 
 from .consistency import KrylovCG
 from .ddim import DDIM, clip_to_range
+from .pc import PredictorCorrector
 from .problem import InverseProblem
 from .state import State
 from .transitions import dds_step
 
-__all__ = ["DDS3D", "dds_3d", "difference_z", "difference_z_adjoint", "soft_threshold"]
+__all__ = ["DDS3D", "DiffusionMBIR", "admm_z_tv", "dds_3d", "denoise_in_batches", "difference_z",
+           "difference_z_adjoint", "diffusion_mbir", "soft_threshold"]
 
 
 def difference_z(x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +62,50 @@ def soft_threshold(v: torch.Tensor, threshold: float) -> torch.Tensor:
         return v
     mag = v.abs()
     return v * torch.clamp(1 - threshold / mag.clamp_min(1e-30), min=0)
+
+
+def denoise_in_batches(denoiser, x: torch.Tensor, sigma: float, size: int | None) -> torch.Tensor:
+    """``denoiser(x, sigma)`` over the slices ``x`` ``(Z, ...)`` in calls of at most ``size`` slices (None: one
+    call)."""
+    size = size or x.shape[0]
+    return torch.cat([denoiser(x[i:i + size], sigma) for i in range(0, x.shape[0], size)])
+
+
+def admm_z_tv(start: torch.Tensor, problem: InverseProblem, z: torch.Tensor, u: torch.Tensor, *, rho: float,
+              tv: float, admm_iters: int, cg_iters: int, prox: float = 0.0,
+              anchor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x, z, u)`` after ``admm_iters`` ADMM iterations on
+    ``min_x ||A x - y||^2 / 2 + prox ||x - anchor||^2 / 2 + tv ||D_z x||_1`` (module docstring).
+
+    ``start`` ``(Z, ...)``: the first CG iterate of every x-update and, unless given, the ``anchor``; ``z``,
+    ``u`` ``(Z - 1, ...)``: the warm split variable and scaled dual. With ``rho = 0`` or one slice: ``cg_iters``
+    CG iterations per slice on the proximal problem without TV, and ``z``, ``u`` unchanged.
+    """
+    anchor = start if anchor is None else anchor
+    A = problem.A
+    rhs0 = problem.adjoint_y + prox * anchor if prox else problem.adjoint_y
+    if not rho or start.shape[0] < 2:  # uncoupled: every slice its own CG
+        return cg(A.normal, rhs0, x0=start, iters=cg_iters, damping=prox), z, u
+
+    def normal(v: torch.Tensor) -> torch.Tensor:  # the whole volume is one CG sample: (1, Z, ...)
+        return (A.normal(v[0]) + rho * difference_z_adjoint(difference_z(v[0])))[None]
+
+    x = start
+    for _ in range(admm_iters):
+        rhs = rhs0 + rho * difference_z_adjoint(z - u)
+        x = cg(normal, rhs[None], x0=x[None], iters=cg_iters, damping=prox)[0]
+        dx = difference_z(x)
+        z = soft_threshold(dx + u, tv / rho)
+        u = u + dx - z
+    return x, z, u
+
+
+def _check_coupling(rho: float, tv: float, admm_iters: int, cg_iters: int, network_batch: int | None) -> None:
+    if rho < 0 or tv < 0 or admm_iters < 1 or cg_iters < 1:
+        raise ValueError(f"need rho >= 0, tv >= 0, admm_iters >= 1 and cg_iters >= 1, got {rho}, {tv}, "
+                         f"{admm_iters}, {cg_iters}")
+    if network_batch is not None and network_batch < 1:
+        raise ValueError(f"network_batch must be at least 1, got {network_batch}")
 
 
 class DDS3D(DDIM):
@@ -72,18 +130,12 @@ class DDS3D(DDIM):
                  tv: float = 0.04, admm_iters: int = 1, network_batch: int | None = None,
                  clip: tuple[float, float] | None = None):
         super().__init__(sigmas, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma), clip=clip)
-        if rho < 0 or tv < 0 or admm_iters < 1 or cg_iters < 1:
-            raise ValueError(f"need rho >= 0, tv >= 0, admm_iters >= 1 and cg_iters >= 1, got {rho}, {tv}, "
-                             f"{admm_iters}, {cg_iters}")
-        if network_batch is not None and network_batch < 1:
-            raise ValueError(f"network_batch must be at least 1, got {network_batch}")
+        _check_coupling(rho, tv, admm_iters, cg_iters, network_batch)
         self.cg_iters, self.rho, self.tv, self.admm_iters = cg_iters, rho, tv, admm_iters
         self.network_batch = network_batch
 
     def _denoise(self, denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        size = self.network_batch or x.shape[0]
-        return clip_to_range(torch.cat([denoiser(x[i:i + size], sigma) for i in range(0, x.shape[0], size)]),
-                             self.clip)
+        return clip_to_range(denoise_in_batches(denoiser, x, sigma, self.network_batch), self.clip)
 
     def couple(self, x0_hat: torch.Tensor, sigma: float, problem: InverseProblem,
                z: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,22 +143,8 @@ class DDS3D(DDIM):
         prox = self.dc.weight(sigma, problem)
         if prox == float("inf"):
             return x0_hat, z, u
-        A, rho = problem.A, (self.rho if x0_hat.shape[0] > 1 else 0.0)  # one slice: nothing to couple
-        if not rho:  # uncoupled: every slice its own CG, exactly DDS
-            return self.dc(x0_hat, x0_hat, sigma, problem), z, u
-
-        def normal(v: torch.Tensor) -> torch.Tensor:  # the whole volume is one CG sample: (1, Z, ...)
-            return (A.normal(v[0]) + rho * difference_z_adjoint(difference_z(v[0])))[None]
-
-        x = x0_hat
-        for _ in range(self.admm_iters):
-            rhs = problem.adjoint_y + prox * x0_hat if prox else problem.adjoint_y
-            rhs = rhs + rho * difference_z_adjoint(z - u)
-            x = cg(normal, rhs[None], x0=x[None], iters=self.cg_iters, damping=prox)[0]
-            dx = difference_z(x)
-            z = soft_threshold(dx + u, self.tv / rho)
-            u = u + dx - z
-        return x, z, u
+        return admm_z_tv(x0_hat, problem, z, u, rho=self.rho, tv=self.tv, admm_iters=self.admm_iters,
+                         cg_iters=self.cg_iters, prox=prox)
 
     def step(self, state: State, problem: InverseProblem | None, denoiser, generator: torch.Generator) -> State:
         problem = self._require(problem)
@@ -125,3 +163,61 @@ def dds_3d(steps: int = 50, sigmas: torch.Tensor | None = None, **options) -> DD
     from .schedules import vp_linear
 
     return DDS3D(vp_linear(steps) if sigmas is None else sigmas, **options)
+
+
+class DiffusionMBIR(PredictorCorrector):
+    """DiffusionMBIR: a prior-only VE predictor-corrector step on every slice, then ADMM with TV along z on the
+    noisy iterate (module docstring).
+
+    Args:
+        sigmas: descending grid ending with 0 (the reference: ``log_uniform(2000, 0.01, 378)``).
+        snr: Langevin corrector signal-to-noise ratio (0.16).
+        corrector_steps: Langevin steps per level (1).
+        rho: the ADMM penalty (10); 0 leaves the slices uncoupled (each slice ``cg_iters`` CG iterations on
+            ``A^H A x = A^H y`` from ``x``).
+        tv: weight of the total variation along z (0.04 sparse view, in the reference's units).
+        admm_iters: ADMM iterations per step (1).
+        cg_iters: CG iterations of each x-update (1).
+        network_batch: slices per denoiser call (None: all at once; the reference: 12).
+        final_consistency: end with one normalised back-projection step.
+    """
+
+    couples_batch = True  # the driver must not split the batch (the slices of one volume)
+
+    def __init__(self, sigmas: torch.Tensor, snr: float = 0.16, corrector_steps: int = 1, rho: float = 10.0,
+                 tv: float = 0.04, admm_iters: int = 1, cg_iters: int = 1, network_batch: int | None = None,
+                 final_consistency: bool = True):
+        super().__init__(sigmas, snr=snr, corrector_steps=corrector_steps, dc=None)
+        _check_coupling(rho, tv, admm_iters, cg_iters, network_batch)
+        self.rho, self.tv, self.admm_iters, self.cg_iters = rho, tv, admm_iters, cg_iters
+        self.network_batch, self.final_consistency = network_batch, final_consistency
+        self.needs_problem = True
+
+    def step(self, state: State, problem: InverseProblem | None, denoiser, generator: torch.Generator) -> State:
+        problem = self._require(problem)
+        batched = lambda x, sigma: denoise_in_batches(denoiser, x, sigma, self.network_batch)
+        moved = super().step(state, None, batched, generator)
+        zeros = torch.zeros_like(state.x[1:])
+        z, u = state.aux.get("admm_z", zeros), state.aux.get("admm_u", zeros)
+        x, z, u = admm_z_tv(moved.x, problem, z, u, rho=self.rho, tv=self.tv, admm_iters=self.admm_iters,
+                            cg_iters=self.cg_iters)
+        last = moved.step == self.num_steps
+        if last and self.final_consistency:
+            x = normalised_backprojection_step(x, problem)
+        return replace(moved, x=x, x0=x if last else moved.x0, aux={**moved.aux, "admm_z": z, "admm_u": u})
+
+
+def normalised_backprojection_step(x: torch.Tensor, problem: InverseProblem) -> torch.Tensor:
+    """``x + A^H (y - A x) / (A^H A 1)`` (0 where ``A^H A 1`` is 0), slice by slice; ``x`` ``(Z, ...)``."""
+    A = problem.A
+    weight = A.normal(torch.ones_like(x))
+    safe = torch.where(weight > 0, weight, torch.ones_like(weight))
+    return x + torch.where(weight > 0, (problem.adjoint_y - A.normal(x)) / safe, torch.zeros_like(x))
+
+
+def diffusion_mbir(steps: int = 2000, sigmas: torch.Tensor | None = None, **options) -> DiffusionMBIR:
+    """``DiffusionMBIR`` on the reference's VE grid (``log_uniform(steps, 0.01, 378)``) or the given ``sigmas``;
+    ``options`` as ``DiffusionMBIR``."""
+    from .schedules import log_uniform
+
+    return DiffusionMBIR(log_uniform(steps, 0.01, 378.0) if sigmas is None else sigmas, **options)
