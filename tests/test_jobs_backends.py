@@ -103,6 +103,28 @@ def test_whole_volume_sampler_is_one_item(tmp_path):
     assert [(i.start, i.stop) for i in items] == [(0, 3)]
 
 
+def test_slabs_of_a_coupled_volume_are_items_with_overlap(tmp_path):
+    from medrecon.io.nifti import write_nifti
+
+    hu = np.moveaxis(shepp_logan_volume(SIZE, 5), 0, -1)
+    write_nifti(tmp_path / "head.nii.gz", hu, np.diag([0.8, 0.8, 2.0, 1.0]))
+    job = volume_job(tmp_path, '"head.nii.gz"', sampler='kind = "dds_3d"\nsteps = 3\ngamma = 0.0')
+    text = job.read_text().replace("noise = 0.01", "noise = 0.0").replace("scale = 0.0384", "scale = 0.0384\nsigma_y = 0.0")
+    job.write_text(text)
+    slabs = load_spec(job, ["run.slab_slices=2", "run.slab_overlap=1"])
+    items = plan_items(prepare_job(slabs))
+    assert [(i.sampled.start, i.sampled.stop, i.slices.start, i.slices.stop) for i in items] == [
+        (0, 3, 0, 2), (1, 5, 2, 4), (3, 5, 4, 5)]
+    result = run_job(slabs, out=tmp_path / "slabs", progress=False)
+    assert result.reconstruction.shape == (5, SIZE, SIZE)
+    assert result.record["chunks"][1]["sampled"] == [1, 5] and result.record["chunks"][1]["slices"] == [2, 4]
+    # the first slab is the whole-volume reconstruction of its sampled slices 0-2 (same seed), kept slices 0-1
+    first = run_job(load_spec(job, ["data.slices=[0, 1, 2]"]), out=tmp_path / "first", progress=False)
+    np.testing.assert_array_equal(result.reconstruction[:2], first.reconstruction[:2])
+    with pytest.raises(ConfigError, match="slab_slices"):
+        load_spec(job, ["run.slab_slices=-1"])
+
+
 def test_a_job_listing_volumes_writes_each_and_matches_single_jobs(tmp_path):
     paths = write_volumes(tmp_path)
     job = volume_job(tmp_path, '["head*.nii.gz"]')

@@ -112,7 +112,7 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     OutputLock(out).check()
     print(f"output    {out} (writable, not in use)")
     steps = getattr(job.sampler.sampler, "num_steps", None)
-    batch = chunk_size(job.sampler, problem.num_slices, run.batch_size)
+    batch = chunk_size(job.sampler, problem.num_slices, run.batch_size, run.slab_slices)
     chunks = -(-problem.num_slices // batch)
     print(
         f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "

@@ -96,7 +96,7 @@ def estimate_run_time(job: Any, setup_s: float = 0.0) -> RunTimeEstimate:
     problem, run = job.problem, job.spec.run
     from .run import chunk_size
 
-    size = chunk_size(job.sampler, problem.num_slices, run.batch_size)
+    size = chunk_size(job.sampler, problem.num_slices, run.batch_size, run.slab_slices)
     batch = min(size, problem.num_slices)
     chunks = -(-problem.num_slices // size)
     sampler = job.sampler.sampler

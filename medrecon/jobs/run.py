@@ -438,7 +438,7 @@ def _baseline_images(job: PreparedJob, items: list[WorkItem], scale: float) -> t
         t0 = time.perf_counter()
         couples = getattr(getattr(build, "func", build), "couples_batch", False)
         parts = []
-        for idx in whole if couples else [item.slices for item in items]:
+        for idx in whole if couples else [item.slices for item in items]:  # a baseline sees the kept slices
             sl = slice(idx.start, idx.stop)
             op = problem.operator_for(sl).to(job.device)
             with torch.no_grad():

@@ -74,6 +74,11 @@ class RunOptions:
         seed: seeds every generator: the mask, and one sampler generator per chunk of slices (``chunk_seed``).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         batch_size: slices reconstructed together (one sampler run per chunk).
+        slab_slices: for a sampler that couples slices (``dds_3d``): 0 reconstructs the whole volume as one work
+            item; ``N`` splits it into slabs of ``N`` slices (separate items: several workers, bounded memory),
+            each sampled with ``slab_overlap`` neighbouring slices on either side whose results are discarded,
+            so coupling reaches across slab boundaries.
+        slab_overlap: slices added on each side of a slab (only with ``slab_slices``).
         sigma_y: measurement noise std per real component, in the measurements' units (k-space or sinogram);
             0 for noiseless data; ``"auto"``: the simulated level when the data or operator simulated it,
             else estimated from multi-coil k-space (``medrecon.jobs.noise``). The samplers see
@@ -89,6 +94,8 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 4
+    slab_slices: int = 0
+    slab_overlap: int = 2
     sigma_y: float | Literal["auto"] = "auto"
     scale: float | None = None
     checkpoint_every: int = 10
@@ -283,6 +290,9 @@ def _run_options(values: dict[str, Any]) -> RunOptions:
         raise ConfigError(f"run.device = {opts.device!r}: must name a torch device, e.g. \"cpu\"")
     if opts.batch_size < 1:
         raise ConfigError(f"run.batch_size = {opts.batch_size}: must be at least 1")
+    if opts.slab_slices < 0 or opts.slab_overlap < 0:
+        raise ConfigError(f"run.slab_slices = {opts.slab_slices}, run.slab_overlap = {opts.slab_overlap}: need 0 "
+                          "(the whole volume) or more")
     if opts.checkpoint_every < 0:
         raise ConfigError(f"run.checkpoint_every = {opts.checkpoint_every}: must be 0 (never) or positive")
     if opts.scale is not None and not (math.isfinite(opts.scale) and opts.scale > 0):

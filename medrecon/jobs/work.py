@@ -1,7 +1,9 @@
 """A job's sampling as work items: ``plan_items`` splits it, ``execute_item`` runs one, the caller assembles.
 
-A work item is a chunk of slices of one volume job (``run.batch_size`` slices, or the whole volume for a
-sampler that couples its slices, ``dds_3d``). ``execute_item`` is pure: its result depends only on the prepared
+A work item is a chunk of slices of one volume job: ``run.batch_size`` slices, or for a sampler that couples its
+slices (``dds_3d``) the whole volume, or with ``run.slab_slices`` slabs of that many slices sampled with
+``run.slab_overlap`` neighbouring slices on each side (coupled within the slab, the overlap discarded), so one
+large volume spreads over several workers. ``execute_item`` is pure: its result depends only on the prepared
 job, the item (whose seed derives from the run seed and the chunk number, never from the order items run in)
 and the ``ItemContext`` (scale, noise level, device), so a backend may run items in any order, in other
 processes or on other machines (``medrecon.jobs.backends``), and give the local loop's result bit for bit.
@@ -28,19 +30,33 @@ UNCERTAINTY_MAPS = ("std", "lower", "upper")
 
 @dataclass(frozen=True)
 class WorkItem:
-    """Slices ``[start, stop)`` of one volume job, sampled as one batch with generator seed ``seed``."""
+    """Slices ``[start, stop)`` of one volume job, sampled as one batch with generator seed ``seed``; it
+    contributes slices ``[keep_start, keep_stop)`` (a slab's own slices without its overlap; by default all)."""
 
     chunk: int
     start: int
     stop: int
     seed: int
+    keep_start: int | None = None
+    keep_stop: int | None = None
+
+    @property
+    def sampled(self) -> range:
+        """The slices sampled together."""
+        return range(self.start, self.stop)
 
     @property
     def slices(self) -> range:
-        return range(self.start, self.stop)
+        """The slices this item contributes to the volume."""
+        return range(self.start if self.keep_start is None else self.keep_start,
+                     self.stop if self.keep_stop is None else self.keep_stop)
 
     def describe(self) -> dict[str, Any]:
-        return {"chunk": self.chunk, "slices": [self.start, self.stop], "seed": self.seed}
+        out: dict[str, Any] = {"chunk": self.chunk, "slices": [self.slices.start, self.slices.stop],
+                               "seed": self.seed}
+        if self.sampled != self.slices:
+            out["sampled"] = [self.start, self.stop]
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,9 +88,12 @@ class ItemResult:
         return {**self.item.describe(), "reused": self.reused, **({} if self.reused else self.timing)}
 
 
-def chunk_size(component: SamplerComponent, slices: int, batch_size: int) -> int:
-    """Slices per sampler run: ``run.batch_size``, or every slice for a sampler that couples them (``dds_3d``)."""
-    return slices if getattr(component.sampler, "couples_batch", False) else batch_size
+def chunk_size(component: SamplerComponent, slices: int, batch_size: int, slab_slices: int = 0) -> int:
+    """Slices per sampler run: ``run.batch_size``, or for a sampler that couples them (``dds_3d``) every slice,
+    or ``slab_slices`` when set (without the overlap)."""
+    if not getattr(component.sampler, "couples_batch", False):
+        return batch_size
+    return min(slab_slices, slices) if slab_slices else slices
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -83,10 +102,18 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 
 def plan_items(job: PreparedJob) -> list[WorkItem]:
-    """The work items of ``job``: consecutive chunks of ``chunk_size`` slices, each with its ``chunk_seed``."""
-    n = job.problem.num_slices
-    b = chunk_size(job.sampler, n, job.spec.run.batch_size)
-    return [WorkItem(k, s, min(s + b, n), chunk_seed(job.spec.run.seed, k)) for k, s in enumerate(range(0, n, b))]
+    """The work items of ``job``: consecutive chunks of ``chunk_size`` slices, each with its ``chunk_seed``; slabs
+    of a coupling sampler are widened by ``run.slab_overlap`` slices on each side (inside the volume)."""
+    run, n = job.spec.run, job.problem.num_slices
+    b = chunk_size(job.sampler, n, run.batch_size, run.slab_slices)
+    overlap = run.slab_overlap if getattr(job.sampler.sampler, "couples_batch", False) and b < n else 0
+    items = []
+    for k, s in enumerate(range(0, n, b)):
+        stop = min(s + b, n)
+        lo, hi = max(0, s - overlap), min(n, stop + overlap)
+        keep = (s, stop) if (lo, hi) != (s, stop) else (None, None)
+        items.append(WorkItem(k, lo, hi, chunk_seed(run.seed, k), *keep))
+    return items
 
 
 def execute_item(
@@ -105,7 +132,7 @@ def execute_item(
     if isinstance(prior, torch.nn.Module):
         prior = prior.to(device)
     problem, scale = job.problem, context.scale
-    sl = slice(item.start, item.stop)
+    sl = slice(item.start, item.stop)  # the sampled slices; the kept ones are cut out below
     op = problem.operator_for(sl).to(device)
     y = (problem.y[sl] / scale).to(device)
     generator = torch.Generator(device=device).manual_seed(item.seed)
@@ -122,6 +149,7 @@ def execute_item(
         progress=context.progress,
         callback=None if callback is None else (lambda state: callback(item.chunk, state)),
     )
-    extras = {k: (v * scale if k in UNCERTAINTY_MAPS else v).cpu() for k, v in extras.items()}
-    return ItemResult(item, (x * scale).cpu(), extras, timing)
+    keep = slice(item.slices.start - item.start, item.slices.stop - item.start)
+    extras = {k: (v * scale if k in UNCERTAINTY_MAPS else v)[keep].cpu() for k, v in extras.items()}
+    return ItemResult(item, (x * scale)[keep].cpu(), extras, timing)
 
