@@ -200,6 +200,7 @@ class VolumeDefaults:
     tv: float = 2.0
     admm_iters: int = 1
     network_batch: int = 20
+    tv_xy: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class DiffusionMbirDefaults:
     cg_iters: int = 1
     network_batch: int = 12
     final_consistency: bool = True
+    tv_xy: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ import torch
 from medrecon.priors.gaussian import GaussianDenoiser
 from medrecon.samplers import InverseProblem, PredictorCorrector, dds, dds_3d, diffusion_mbir, karras, run
 from medrecon.samplers.volume import (
-    admm_z_tv,
+    SPLITS,
+    admm_tv,
+    difference,
+    difference_adjoint,
     difference_z,
     difference_z_adjoint,
     normalised_backprojection_step,
     soft_threshold,
 )
-from operators import MatrixOperator, cg, parallel_beam, sparse_view_angles
+from operators import Identity, MatrixOperator, cg, parallel_beam, sparse_view_angles
 
 F64 = torch.float64
 
@@ -58,9 +61,9 @@ def test_admm_reaches_the_optimum_of_the_z_tv_problem():
     _, x_true, problem = _volume_problem()
     sampler = dds_3d(8, cg_iters=200, rho=2.0, tv=0.05, admm_iters=3000, sigma_data=1.0)
     x0_hat = x_true + 0.3 * torch.randn(x_true.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
-    zeros = torch.zeros_like(x0_hat[1:])
     sigma = 0.5
-    x, z, _ = sampler.couple(x0_hat, sigma, problem, zeros, zeros)
+    x, duals = sampler.couple(x0_hat, sigma, problem, {})
+    z = duals["admm_z"]
     prox = sampler.dc.weight(sigma, problem)
     # optimality: A^H (A x - y) + prox (x - x0_hat) + tv D^T s = 0 for some s in the subdifferential of |D x|_1
     _assert_z_tv_optimal(x, z, problem.A.normal(x) - problem.adjoint_y + prox * (x - x0_hat), 0.05)
@@ -71,8 +74,30 @@ def test_diffusion_mbirs_admm_reaches_the_optimum_without_a_proximal_term():
     _, x_true, problem = _volume_problem(m=20)
     start = x_true + 0.5 * torch.randn(x_true.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
     zeros = torch.zeros_like(start[1:])
-    x, z, _ = admm_z_tv(start, problem, zeros, zeros, rho=2.0, tv=0.05, admm_iters=3000, cg_iters=200)
+    x, duals = admm_tv(start, problem, {"admm_z": zeros, "admm_u": zeros}, rho=2.0, tv=0.05, admm_iters=3000,
+                       cg_iters=200)
+    z = duals["admm_z"]
     _assert_z_tv_optimal(x, z, problem.A.normal(x) - problem.adjoint_y, 0.05)
+
+
+def test_admm_with_in_plane_tv_reaches_the_optimum_of_the_3d_tv_problem():
+    """``tv_xy > 0``: ``min ||x - y||^2 / 2 + tv ||D_z x||_1 + tv_xy (||D_y x||_1 + ||D_x x||_1)``; at the optimum
+    the scaled duals give subgradients ``s_k = rho u_k / weight_k`` with ``grad + sum_k weight_k D_k^T s_k = 0``,
+    ``|s_k| <= 1`` and ``s_k = sign(D_k x)`` where ``D_k x != 0``."""
+    y = torch.randn(3, 5, 5, dtype=F64, generator=torch.Generator().manual_seed(6))
+    problem = InverseProblem(Identity(), y, 0.0)
+    rho, weights = 2.0, {0: 0.2, 1: 0.3, 2: 0.3}
+    x, duals = admm_tv(y, problem, {}, rho=rho, tv=0.2, tv_xy=0.3, admm_iters=3000, cg_iters=50)
+    residual = x - y
+    for zname, uname, dim in SPLITS:
+        s_k = rho * duals[uname] / weights[dim]
+        residual = residual + weights[dim] * difference_adjoint(s_k, dim)
+        assert float(s_k.abs().max()) <= 1 + 1e-6
+        dx = difference(x, dim)
+        active = dx.abs() > 1e-6
+        torch.testing.assert_close(s_k[active], torch.sign(dx[active]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(duals[zname], dx, atol=1e-6, rtol=0)
+    torch.testing.assert_close(residual, torch.zeros_like(x), atol=1e-6, rtol=0)
 
 
 def _assert_z_tv_optimal(x, z, grad, tv):

@@ -151,7 +151,7 @@ def _dds_options(prior_meta: dict[str, Any], settings: dict[str, Any]) -> dict[s
 
 
 @value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE, rho=_NON_NEGATIVE,
-              tv=_NON_NEGATIVE, admm_iters=_ONE, network_batch=_ONE)
+              tv=_NON_NEGATIVE, admm_iters=_ONE, network_batch=_ONE, tv_xy=_NON_NEGATIVE)
 def dds_3d(
     prior_meta: dict[str, Any],
     *,
@@ -166,6 +166,7 @@ def dds_3d(
     tv: float = D.DDS_3D.tv,
     admm_iters: int = D.DDS_3D.admm_iters,
     network_batch: int = D.DDS_3D.network_batch,
+    tv_xy: float = D.DDS_3D.tv_xy,
 ) -> SamplerComponent:
     """DDS for a whole volume from the 2D prior: every step denoises all slices, then ADMM with TV along z
     couples them (``medrecon.samplers.volume``). Every slice of the volume is sampled together (one chunk,
@@ -177,21 +178,22 @@ def dds_3d(
         tv: weight of the total variation along z, in the prior's units.
         admm_iters: ADMM iterations per diffusion step.
         network_batch: slices per denoiser call (bounds the network's memory).
+        tv_xy: weight of the TV within each slice, in the prior's units (0: z only, DDS's 3D variant).
     """
     from .. import samplers
 
     settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip)
-    settings.update(rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch)
+    settings.update(rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch, tv_xy=tv_xy)
     options = _dds_options(prior_meta, settings)
     return _checked("dds_3d", lambda: samplers.dds_3d(
-        **options, rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch), settings)
+        **options, rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch, tv_xy=tv_xy), settings)
 
 
 _M = D.DIFFUSION_MBIR
 
 
 @value_ranges(steps=_ONE, snr=_POSITIVE, corrector_steps=_NON_NEGATIVE, rho=_NON_NEGATIVE, tv=_NON_NEGATIVE,
-              admm_iters=_ONE, cg_iters=_ONE, network_batch=_ONE)
+              admm_iters=_ONE, cg_iters=_ONE, network_batch=_ONE, tv_xy=_NON_NEGATIVE)
 def diffusion_mbir(
     prior_meta: dict[str, Any],
     *,
@@ -204,6 +206,7 @@ def diffusion_mbir(
     cg_iters: int = _M.cg_iters,
     network_batch: int = _M.network_batch,
     final_consistency: bool = _M.final_consistency,
+    tv_xy: float = _M.tv_xy,
     grid: Literal["karras", "vp"] = "karras",
 ) -> SamplerComponent:
     """DiffusionMBIR for a whole volume from the 2D prior: a prior-only predictor-corrector step on every slice,
@@ -220,6 +223,7 @@ def diffusion_mbir(
         cg_iters: CG iterations of each ADMM x-update.
         network_batch: slices per denoiser call (bounds the network's memory).
         final_consistency: end with one normalised back-projection step x + A^H (y - A x) / (A^H A 1).
+        tv_xy: weight of the TV within each slice (0: z only, as the reference's CT sampler).
         grid: noise levels: karras over the prior's trained range, or vp.
     """
     from .. import samplers
@@ -227,11 +231,11 @@ def diffusion_mbir(
     _positive(steps=steps)
     settings = {"steps": steps, "snr": snr, "corrector_steps": corrector_steps, "rho": rho, "tv": tv,
                 "admm_iters": admm_iters, "cg_iters": cg_iters, "network_batch": network_batch,
-                "final_consistency": final_consistency, "grid": grid}
+                "final_consistency": final_consistency, "tv_xy": tv_xy, "grid": grid}
     return _checked("diffusion_mbir", lambda: samplers.diffusion_mbir(
         sigmas=_grid(prior_meta, steps, grid), snr=snr, corrector_steps=corrector_steps, rho=rho, tv=tv,
         admm_iters=admm_iters, cg_iters=cg_iters, network_batch=network_batch,
-        final_consistency=final_consistency), settings)
+        final_consistency=final_consistency, tv_xy=tv_xy), settings)
 
 
 @value_ranges(steps=_ONE, eta=_UNIT, iters=_ONE, lam=_POSITIVE)

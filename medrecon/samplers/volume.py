@@ -24,7 +24,10 @@ normalised back-projection step ``x + A^H (y - A x) / (A^H A 1)`` (the reference
 The reference runs the predictor before the corrector at each level; ``PredictorCorrector`` runs the corrector
 first (score-SDE's order), which only regroups the same sequence of moves.
 
-``admm_z_tv`` is the ADMM both samplers share; with ``rho = 0`` it is each slice's own CG (no coupling).
+``admm_tv`` is the ADMM both samplers share; with ``rho = 0`` it is each slice's own CG (no coupling).
+Optionally (``tv_xy > 0``, not in the references) it adds anisotropic TV within each slice,
+``tv_xy (||D_y x||_1 + ||D_x x||_1)``, split the same way (one more ``z``, ``u`` pair per direction): the ADMM
+then solves a 3D-TV-regularised proximal problem around the prior's estimate.
 """
 from __future__ import annotations
 
@@ -41,19 +44,31 @@ from .problem import InverseProblem
 from .state import State
 from .transitions import dds_step
 
-__all__ = ["DDS3D", "DiffusionMBIR", "admm_z_tv", "dds_3d", "denoise_in_batches", "difference_z",
-           "difference_z_adjoint", "diffusion_mbir", "soft_threshold"]
+__all__ = ["DDS3D", "SPLITS", "DiffusionMBIR", "admm_tv", "dds_3d", "denoise_in_batches", "difference",
+           "difference_adjoint", "difference_z", "difference_z_adjoint", "diffusion_mbir",
+           "normalised_backprojection_step", "soft_threshold"]
+
+
+def difference(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Forward differences of neighbours along ``dim`` (not circular): ``n`` entries -> ``n - 1``."""
+    n = x.shape[dim]
+    return x.narrow(dim, 1, n - 1) - x.narrow(dim, 0, n - 1)
+
+
+def difference_adjoint(d: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The adjoint of ``difference`` along ``dim``: ``n - 1`` entries -> ``n``."""
+    zero = torch.zeros_like(d.narrow(dim, 0, 1))
+    return torch.cat([zero, d], dim) - torch.cat([d, zero], dim)
 
 
 def difference_z(x: torch.Tensor) -> torch.Tensor:
     """``D_z x``: differences of neighbouring slices, ``(Z, ...) -> (Z - 1, ...)``."""
-    return x[1:] - x[:-1]
+    return difference(x, 0)
 
 
 def difference_z_adjoint(d: torch.Tensor) -> torch.Tensor:
     """``D_z^T d``: ``(Z - 1, ...) -> (Z, ...)``."""
-    zero = torch.zeros_like(d[:1])
-    return torch.cat([zero, d]) - torch.cat([d, zero])
+    return difference_adjoint(d, 0)
 
 
 def soft_threshold(v: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -71,38 +86,62 @@ def denoise_in_batches(denoiser, x: torch.Tensor, sigma: float, size: int | None
     return torch.cat([denoiser(x[i:i + size], sigma) for i in range(0, x.shape[0], size)])
 
 
-def admm_z_tv(start: torch.Tensor, problem: InverseProblem, z: torch.Tensor, u: torch.Tensor, *, rho: float,
-              tv: float, admm_iters: int, cg_iters: int, prox: float = 0.0,
-              anchor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x, z, u)`` after ``admm_iters`` ADMM iterations on
-    ``min_x ||A x - y||^2 / 2 + prox ||x - anchor||^2 / 2 + tv ||D_z x||_1`` (module docstring).
+SPLITS = (("admm_z", "admm_u", 0), ("admm_zy", "admm_uy", 1), ("admm_zx", "admm_ux", 2))  # names and dims
 
-    ``start`` ``(Z, ...)``: the first CG iterate of every x-update and, unless given, the ``anchor``; ``z``,
-    ``u`` ``(Z - 1, ...)``: the warm split variable and scaled dual. With ``rho = 0`` or one slice: ``cg_iters``
-    CG iterations per slice on the proximal problem without TV, and ``z``, ``u`` unchanged.
+
+def admm_tv(start: torch.Tensor, problem: InverseProblem, duals: dict[str, torch.Tensor], *, rho: float,
+            tv: float, admm_iters: int, cg_iters: int, tv_xy: float = 0.0, prox: float = 0.0,
+            anchor: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(x, duals)`` after ``admm_iters`` ADMM iterations on
+    ``min_x ||A x - y||^2 / 2 + prox ||x - anchor||^2 / 2 + tv ||D_z x||_1 + tv_xy (||D_y x||_1 + ||D_x x||_1)``
+    (module docstring; the in-plane term only when ``tv_xy > 0``, for slices ``(Z, H, W)``).
+
+    ``start`` ``(Z, ...)``: the first CG iterate of every x-update and, unless given, the ``anchor``. ``duals``:
+    the warm split variables and scaled duals by name (``SPLITS``: ``admm_z``, ``admm_u`` ``(Z - 1, ...)``;
+    ``admm_zy``, ``admm_uy`` ``(Z, H - 1, W)``; ``admm_zx``, ``admm_ux`` ``(Z, H, W - 1)``); missing ones start
+    at 0. With ``rho = 0``, or one slice and no in-plane term: ``cg_iters`` CG iterations per slice on the
+    proximal problem without TV, and ``duals`` unchanged.
     """
     anchor = start if anchor is None else anchor
     A = problem.A
     rhs0 = problem.adjoint_y + prox * anchor if prox else problem.adjoint_y
-    if not rho or start.shape[0] < 2:  # uncoupled: every slice its own CG
-        return cg(A.normal, rhs0, x0=start, iters=cg_iters, damping=prox), z, u
+    if not rho or (start.shape[0] < 2 and not tv_xy):  # uncoupled: every slice its own CG
+        return cg(A.normal, rhs0, x0=start, iters=cg_iters, damping=prox), duals
+    terms = [(z, u, dim, weight) for (z, u, dim), weight in zip(SPLITS, (tv, tv_xy, tv_xy)) if dim == 0 or tv_xy]
 
     def normal(v: torch.Tensor) -> torch.Tensor:  # the whole volume is one CG sample: (1, Z, ...)
-        return (A.normal(v[0]) + rho * difference_z_adjoint(difference_z(v[0])))[None]
+        out = A.normal(v[0])
+        for _, _, dim, _ in terms:
+            out = out + rho * difference_adjoint(difference(v[0], dim), dim)
+        return out[None]
 
+    duals = dict(duals)
+    for zname, uname, dim, _ in terms:
+        zeros = torch.zeros_like(difference(start, dim))
+        duals.setdefault(zname, zeros)
+        duals.setdefault(uname, zeros)
     x = start
     for _ in range(admm_iters):
-        rhs = rhs0 + rho * difference_z_adjoint(z - u)
+        rhs = rhs0
+        for zname, uname, dim, _ in terms:
+            rhs = rhs + rho * difference_adjoint(duals[zname] - duals[uname], dim)
         x = cg(normal, rhs[None], x0=x[None], iters=cg_iters, damping=prox)[0]
-        dx = difference_z(x)
-        z = soft_threshold(dx + u, tv / rho)
-        u = u + dx - z
-    return x, z, u
+        for zname, uname, dim, weight in terms:
+            dx = difference(x, dim)
+            z = soft_threshold(dx + duals[uname], weight / rho)
+            duals[zname], duals[uname] = z, duals[uname] + dx - z
+    return x, duals
 
 
-def _check_coupling(rho: float, tv: float, admm_iters: int, cg_iters: int, network_batch: int | None) -> None:
-    if rho < 0 or tv < 0 or admm_iters < 1 or cg_iters < 1:
-        raise ValueError(f"need rho >= 0, tv >= 0, admm_iters >= 1 and cg_iters >= 1, got {rho}, {tv}, "
+def _duals(state: State) -> dict[str, torch.Tensor]:
+    """The ADMM variables kept in ``state.aux`` (``SPLITS``)."""
+    return {name: state.aux[name] for split in SPLITS for name in split[:2] if name in state.aux}
+
+
+def _check_coupling(rho: float, tv: float, tv_xy: float, admm_iters: int, cg_iters: int,
+                    network_batch: int | None) -> None:
+    if rho < 0 or tv < 0 or tv_xy < 0 or admm_iters < 1 or cg_iters < 1:
+        raise ValueError(f"need rho, tv, tv_xy >= 0 and admm_iters, cg_iters >= 1, got {rho}, {tv}, {tv_xy}, "
                          f"{admm_iters}, {cg_iters}")
     if network_batch is not None and network_batch < 1:
         raise ValueError(f"network_batch must be at least 1, got {network_batch}")
@@ -121,6 +160,7 @@ class DDS3D(DDIM):
         admm_iters: ADMM iterations per diffusion step (DDS: 1).
         network_batch: slices per denoiser call (None: all at once).
         clip: clamp every Tweedie estimate to this range.
+        tv_xy: weight of the anisotropic TV within each slice (0: none, DDS's 3D variant as published).
     """
 
     couples_batch = True  # the driver must not split the batch (the slices of one volume)
@@ -128,34 +168,33 @@ class DDS3D(DDIM):
     def __init__(self, sigmas: torch.Tensor, eta: float = 0.85, cg_iters: int = 5, lam: float = 1.0,
                  sigma_data: float | None = None, gamma: float | None = None, rho: float = 10.0,
                  tv: float = 0.04, admm_iters: int = 1, network_batch: int | None = None,
-                 clip: tuple[float, float] | None = None):
+                 clip: tuple[float, float] | None = None, tv_xy: float = 0.0):
         super().__init__(sigmas, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma), clip=clip)
-        _check_coupling(rho, tv, admm_iters, cg_iters, network_batch)
-        self.cg_iters, self.rho, self.tv, self.admm_iters = cg_iters, rho, tv, admm_iters
+        _check_coupling(rho, tv, tv_xy, admm_iters, cg_iters, network_batch)
+        self.cg_iters, self.rho, self.tv, self.tv_xy, self.admm_iters = cg_iters, rho, tv, tv_xy, admm_iters
         self.network_batch = network_batch
 
     def _denoise(self, denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
         return clip_to_range(denoise_in_batches(denoiser, x, sigma, self.network_batch), self.clip)
 
     def couple(self, x0_hat: torch.Tensor, sigma: float, problem: InverseProblem,
-               z: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x, z, u)`` after ``admm_iters`` ADMM iterations from ``x0_hat`` and the warm ``z``, ``u``."""
+               duals: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(x, duals)`` after ``admm_iters`` ADMM iterations from ``x0_hat`` and the warm ``duals``
+        (``admm_tv``)."""
         prox = self.dc.weight(sigma, problem)
         if prox == float("inf"):
-            return x0_hat, z, u
-        return admm_z_tv(x0_hat, problem, z, u, rho=self.rho, tv=self.tv, admm_iters=self.admm_iters,
-                         cg_iters=self.cg_iters, prox=prox)
+            return x0_hat, duals
+        return admm_tv(x0_hat, problem, duals, rho=self.rho, tv=self.tv, tv_xy=self.tv_xy,
+                       admm_iters=self.admm_iters, cg_iters=self.cg_iters, prox=prox)
 
     def step(self, state: State, problem: InverseProblem | None, denoiser, generator: torch.Generator) -> State:
         problem = self._require(problem)
         sigma, sigma_next = self.sigmas[state.step], self.sigmas[state.step + 1]
         x0_hat = self._denoise(denoiser, state.x, sigma)
-        zeros = torch.zeros_like(state.x[1:])
-        z, u = state.aux.get("admm_z", zeros), state.aux.get("admm_u", zeros)
-        x0, z, u = self.couple(x0_hat, sigma, problem, z, u)
+        x0, duals = self.couple(x0_hat, sigma, problem, _duals(state))
         eps = (state.x - x0_hat) / sigma
         x = x0 if sigma_next == 0 else dds_step(x0, eps, sigma_next, self.eta, generator)
-        return state.advance(x, x0, admm_z=z, admm_u=u)
+        return state.advance(x, x0, **duals)
 
 
 def dds_3d(steps: int = 50, sigmas: torch.Tensor | None = None, **options) -> DDS3D:
@@ -180,16 +219,18 @@ class DiffusionMBIR(PredictorCorrector):
         cg_iters: CG iterations of each x-update (1).
         network_batch: slices per denoiser call (None: all at once; the reference: 12).
         final_consistency: end with one normalised back-projection step.
+        tv_xy: weight of the anisotropic TV within each slice (0: none, as the reference's CT sampler; its
+            ``ADMM_TV_all_vol`` variant regularises x, y and z).
     """
 
     couples_batch = True  # the driver must not split the batch (the slices of one volume)
 
     def __init__(self, sigmas: torch.Tensor, snr: float = 0.16, corrector_steps: int = 1, rho: float = 10.0,
                  tv: float = 0.04, admm_iters: int = 1, cg_iters: int = 1, network_batch: int | None = None,
-                 final_consistency: bool = True):
+                 final_consistency: bool = True, tv_xy: float = 0.0):
         super().__init__(sigmas, snr=snr, corrector_steps=corrector_steps, dc=None)
-        _check_coupling(rho, tv, admm_iters, cg_iters, network_batch)
-        self.rho, self.tv, self.admm_iters, self.cg_iters = rho, tv, admm_iters, cg_iters
+        _check_coupling(rho, tv, tv_xy, admm_iters, cg_iters, network_batch)
+        self.rho, self.tv, self.tv_xy, self.admm_iters, self.cg_iters = rho, tv, tv_xy, admm_iters, cg_iters
         self.network_batch, self.final_consistency = network_batch, final_consistency
         self.needs_problem = True
 
@@ -197,14 +238,12 @@ class DiffusionMBIR(PredictorCorrector):
         problem = self._require(problem)
         batched = lambda x, sigma: denoise_in_batches(denoiser, x, sigma, self.network_batch)
         moved = super().step(state, None, batched, generator)
-        zeros = torch.zeros_like(state.x[1:])
-        z, u = state.aux.get("admm_z", zeros), state.aux.get("admm_u", zeros)
-        x, z, u = admm_z_tv(moved.x, problem, z, u, rho=self.rho, tv=self.tv, admm_iters=self.admm_iters,
-                            cg_iters=self.cg_iters)
+        x, duals = admm_tv(moved.x, problem, _duals(state), rho=self.rho, tv=self.tv, tv_xy=self.tv_xy,
+                           admm_iters=self.admm_iters, cg_iters=self.cg_iters)
         last = moved.step == self.num_steps
         if last and self.final_consistency:
             x = normalised_backprojection_step(x, problem)
-        return replace(moved, x=x, x0=x if last else moved.x0, aux={**moved.aux, "admm_z": z, "admm_u": u})
+        return replace(moved, x=x, x0=x if last else moved.x0, aux={**moved.aux, **duals})
 
 
 def normalised_backprojection_step(x: torch.Tensor, problem: InverseProblem) -> torch.Tensor:
