@@ -321,3 +321,18 @@ def test_kill_9_of_a_whole_volume_job_then_resume_is_bit_identical(tmp_path):
     assert a.tobytes() == b.tobytes()
     record = json.loads((out / "record.json").read_text())
     assert record["resumed_from"]["next_chunk_step"] >= 5
+
+
+def test_a_baseline_that_couples_slices_gets_the_whole_volume(tmp_path):
+    from medrecon.jobs.baselines import BASELINES
+
+    paths = write_volumes(tmp_path, (3,))
+    spec = load_spec(volume_job(tmp_path, f'"{paths[0]}"'), ['run.baselines=["tv_3d"]'])
+    job = prepare_job(spec)
+    result = run_job(spec, progress=False, prepared=job)
+    problem, scale = job.problem, result.record["scale"]["scale"]
+    whole = BASELINES["tv_3d"](problem.y / scale, problem.operator_for(slice(0, 3))) * scale
+    from medrecon.jobs.run import magnitude
+
+    assert len(result.record["chunks"]) == 2  # the sampler went chunk by chunk, the baseline did not
+    np.testing.assert_allclose(result.baselines["tv_3d"], magnitude(whole, problem.crop), rtol=0, atol=1e-6)
