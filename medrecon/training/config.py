@@ -16,6 +16,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "data": {
         "source": (str, "npy"), "path": (str, ""), "sha256": (str, ""), "manifest": (str, ""),
         "augment": (bool, True), "image_size": (int, 128), "heldout": (str, ""), "slice_axis": (int, 2),
+        "crop": (int, 0),
     },
     "model": {k: ((int, list), None) for k in UNET_KEYS if k not in ("in_channels", "out_channels")},
     "train": {
@@ -27,7 +28,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "num_timesteps": (int, 1000), "log_every": (int, 50), "validate_every": (int, 1000),
         "sample_every": (int, 0), "checkpoint_every": (int, 500),
         "val_sigmas": (list, [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
-        "sample_steps": (int, 18), "n_samples": (int, 16),
+        "sample_steps": (int, 18), "n_samples": (int, 16), "init_from": (str, ""),
     },
     "output": {"dir": (str, "runs/prior")},
 }
@@ -102,6 +103,9 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
         raise ConfigError(f"{where}: train.sigma_data must be a number or 'auto', got {sd!r}")
     if cfg["train"]["batch_size"] < 1 or cfg["train"]["max_steps"] < 0:
         raise ConfigError(f"{where}: train.batch_size must be >= 1 and train.max_steps >= 0")
+    crop = cfg["data"]["crop"]
+    if crop < 0 or crop > cfg["data"]["image_size"]:
+        raise ConfigError(f"{where}: data.crop = {crop} must lie in [0, data.image_size] (0: no crop)")
     if cfg["data"]["source"] in ("npy", "nifti", "fastmri") and not cfg["data"]["path"]:
         raise ConfigError(f"{where}: data.path is required for data.source = {cfg['data']['source']!r}")
     return cfg

@@ -35,7 +35,7 @@ from .config import load_config
 from .data import augment, load_heldout, load_training_array, to_network_images
 from .evaluate import denoising_psnr, heun_sample, save_image_grid
 
-__all__ = ["Run", "add_arguments", "load_config", "main", "train"]
+__all__ = ["Run", "add_arguments", "init_weights", "load_config", "main", "random_crop", "train"]
 
 # ---------------------------------------------------------------------------------------------------- training
 
@@ -68,9 +68,13 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             e.lerp_(p, 1 - decay)
 
 
+# Keys added after the first recipes: left out of the digest at their defaults, so earlier runs still resume.
+LATER_KEYS = {("data", "crop"): 0, ("train", "init_from"): ""}
+
+
 def _config_digest(cfg: dict[str, Any]) -> str:
-    keep = {s: {k: v for k, v in cfg[s].items() if k not in ("max_steps", "max_minutes")} for s in cfg
-            if s != "output"}
+    keep = {s: {k: v for k, v in cfg[s].items() if k not in ("max_steps", "max_minutes")
+                and LATER_KEYS.get((s, k), object()) != v} for s in cfg if s != "output"}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -107,6 +111,41 @@ def ddpm_loss(net: torch.nn.Module, x0: torch.Tensor, gen: torch.Generator,
     return (net(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t.float()).float() - noise).pow(2).mean()
 
 
+def init_weights(net: torch.nn.Module, source: str, objective: str) -> dict[str, Any]:
+    """Load a prior's weights (``"ct"``, ``"mri"``, a sidecar, its .safetensors or a folder; sha256 verified) into
+    ``net`` to fine-tune it; the architecture and parameterisation must match. Returns the prior's sidecar."""
+    from safetensors.torch import load_file
+
+    from ..files import sha256_file
+    from ..priors.checkpoint import _resolve, read_sidecar, weights_path
+
+    sidecar, expected = _resolve(source)
+    meta = read_sidecar(sidecar)
+    weights = weights_path(sidecar, meta["weights"])
+    digest = sha256_file(weights)
+    for want in (meta["weights_sha256"], expected):
+        if want is not None and digest != want:
+            raise InputError(weights, f"sha256 {digest} does not match {want}", "weights_sha256")
+    config = meta["architecture"].get("config", {}) if isinstance(meta["architecture"], dict) else {}
+    if {k: config.get(k) for k in net.config} != net.config:
+        raise ConfigError(f"train.init_from = {source!r}: its architecture {config} differs from the model "
+                          f"section {net.config}")
+    wanted = "edm" if objective == "edm" else "vp-eps"
+    if meta["parameterization"] != wanted:
+        raise ConfigError(f"train.init_from = {source!r} is {meta['parameterization']!r}; objective "
+                          f"{objective!r} needs {wanted!r}")
+    net.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    return meta
+
+
+def random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size x size`` window of a batch ``(B, C, H, W)`` (the same for the whole batch)."""
+    h, w = x.shape[-2:]
+    i = int(torch.randint(h - size + 1, (1,), generator=gen, device=x.device))
+    j = int(torch.randint(w - size + 1, (1,), generator=gen, device=x.device))
+    return x[..., i:i + size, j:j + size]
+
+
 def train(run: Run) -> dict[str, Any]:
     """Train (or resume) the prior described by ``run.cfg``; returns a summary (steps, final losses, PSNR)."""
     from tqdm import tqdm
@@ -126,6 +165,14 @@ def train(run: Run) -> dict[str, Any]:
         sigma_data = float(tr["sigma_data"])
     torch.manual_seed(tr["seed"])  # parameter initialisation only; every draw below uses `gen`
     net = build_unet({**cfg["model"], "in_channels": channels, "out_channels": channels}).to(dev)
+    if tr["init_from"]:
+        init_meta = init_weights(net, tr["init_from"], tr["objective"])
+        pre = init_meta.get("preconditioning", {})
+        if tr["objective"] == "edm" and tr["sigma_data"] == "auto":  # keep the prior's preconditioning
+            sigma_data = float(pre["sigma_data"])
+        if tr["objective"] == "edm" and float(pre.get("c_noise_scale", 1.0)) != float(tr["c_noise_scale"]):
+            raise ConfigError(f"train.init_from: c_noise_scale {pre.get('c_noise_scale')} differs from "
+                              f"train.c_noise_scale {tr['c_noise_scale']}")
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"], betas=(0.9, 0.999))
     gen = torch.Generator(device=dev).manual_seed(tr["seed"])
@@ -208,6 +255,8 @@ def train(run: Run) -> dict[str, Any]:
             group["lr"] = tr["lr"] * min(1.0, (step + 1) / max(tr["warmup_steps"], 1))
         idx = torch.randint(images.shape[0], (tr["batch_size"],), generator=gen, device=dev)
         x0 = augment(images[idx], modality, gen, data["augment"])
+        if data["crop"]:
+            x0 = random_crop(x0, data["crop"], gen)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             if tr["objective"] == "edm":
                 loss = edm_loss(edm_train, x0, gen, tr["p_mean"], tr["p_std"])
@@ -261,6 +310,7 @@ def train(run: Run) -> dict[str, Any]:
             "ema_decay": tr["ema_decay"], "precision": "bf16" if use_bf16 else "fp32", "device": str(dev),
             "data_source": data["source"], "data_path": data["path"], "data_manifest": data["manifest"],
             "data_sha256": data_sha, "n_images": int(arr.shape[0]), "augment": data["augment"],
+            "crop": data["crop"], "init_from": tr["init_from"],
             "final_loss": last_loss, "heldout_psnr_db": psnr, "command": run.command,
             "medrecon_version": versions["medrecon"], "versions": versions,
             "elapsed_s": elapsed_before + time.monotonic() - t0, "stopped_by": stopped_by,

@@ -1,0 +1,167 @@
+"""Validation of a CT prior against another before shipping: held-out denoising PSNR per sigma and a small
+sparse-view reconstruction check.
+
+``python -m medrecon.bench.ct_head --priors ct,runs/prior_ct_head_cpu/ct_head.json --out FILE.json``
+
+* Denoising (as ``medrecon bench prior``): ``D(x0 + sigma n, sigma)`` against ``x0`` per image (peak = the image's
+  maximum), both priors on the same noise realisations, on three sets in the [0, 1] HU window at 128x128:
+  (a) held-out synthetic head CT (``head_ct.HEAD_CT_HELDOUT_SEEDS``), (b) the held-out ellipse phantoms of the
+  shipped CT prior (``datasets.CT_HELDOUT_SEEDS``), (c) real head CT: InVesalius "Cranium" slices 8-23
+  (validation only; resized to 128 as ``jobs.image_sets`` does).
+* Reconstruction: parallel-beam CT, ``--views`` views over 180 degrees, sinogram noise 0.005 x max, on Cranium
+  slices ``--recon-slices`` through the job runner (``run_job``): DDS with each prior and the TV baseline, PSNR
+  and SSIM per image with the image's maximum as data range (as ``medrecon bench quality``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["CRANIUM_CHECK_SLICES", "CRANIUM_RECON_SLICES", "denoising_table", "main", "recon_check", "sets"]
+
+SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+CRANIUM_CHECK_SLICES = tuple(range(8, 24))
+CRANIUM_RECON_SLICES = (8, 11, 17, 20)
+
+
+def sets(count: int = 0) -> dict[str, np.ndarray]:
+    """The three held-out sets ``name -> (N, 128, 128)`` float32 in [0, 1] (``count`` > 0: the first ``count``)."""
+    from ..jobs.image_sets import ct_validation_slices
+    from ..training.datasets import ct_heldout_slices
+    from ..training.head_ct import head_ct_heldout_slices
+
+    out = {"synthetic head CT (held-out seeds)": head_ct_heldout_slices(),
+           "ellipse phantoms (CT held-out set)": ct_heldout_slices(),
+           "Cranium slices 8-23 (real head CT)": ct_validation_slices(slices=CRANIUM_CHECK_SLICES)}
+    return {k: v[:count] if count else v for k, v in out.items()}
+
+
+def denoising_table(priors: dict[str, torch.nn.Module], images: dict[str, np.ndarray],
+                    sigmas: tuple[float, ...] = SIGMAS, seed: int = 4321) -> dict[str, dict[str, dict[float, float]]]:
+    """``set -> prior -> sigma -> mean PSNR (dB)`` of each prior's denoiser (same noise for every prior)."""
+    from ..training.evaluate import denoising_psnr
+
+    table: dict[str, dict[str, dict[float, float]]] = {}
+    for set_name, arr in images.items():
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float()
+        table[set_name] = {}
+        for name, prior in priors.items():
+            g = torch.Generator().manual_seed(seed)
+            table[set_name][name] = denoising_psnr(prior, x, list(sigmas), g, batch=4)
+        table[set_name]["noisy input"] = denoising_psnr(lambda y, s: y, x, list(sigmas),
+                                                        torch.Generator().manual_seed(seed), batch=4)
+    return table
+
+
+def _cranium_data(*, slices: list[int]):
+    """Job data component: the given Cranium slices (< 24) in attenuation, as ``jobs.image_sets.ct_slices``."""
+    from ..io.hu import hu_to_mu
+    from ..jobs.image_sets import ct_validation_slices
+    from ..jobs.problem import Volume
+
+    if max(slices) > CRANIUM_CHECK_SLICES[-1]:
+        raise ValueError("the reconstruction check uses Cranium slices 8-23 only")
+    unit = torch.from_numpy(ct_validation_slices(slices=tuple(slices)))
+    image = hu_to_mu(unit * 2000.0 - 1000.0)
+    return Volume("ct", None, image=image, reference=image, affine=np.eye(4),
+                  attrs={"hu": True, "max": float(image.max()), "image_set": f"cranium {slices}"})
+
+
+def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON_SLICES, views: int = 16,
+                steps: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
+    """``method -> {"psnr", "psnr_std", "ssim", "ssim_std", "seconds"}``: DDS (``steps``) with each prior
+    (``name -> prior section``) and TV, on parallel-beam CT of ``views`` views of the given Cranium slices."""
+    from ..jobs.registry import REGISTRY
+    from ..jobs.run import run_job
+    from ..jobs.spec import parse_spec
+    from ..metrics import psnr, ssim
+
+    kind = "cranium_check_slices"
+    if kind not in REGISTRY.names("data"):
+        REGISTRY.add("data", kind, _cranium_data)
+    rows: dict[str, dict[str, float]] = {}
+
+    def score(ref: np.ndarray, rec: np.ndarray, seconds: float) -> dict[str, float]:
+        ps = [float(psnr(r[None], x[None], float(r.max()))) for r, x in zip(ref, rec)]
+        ss = [float(ssim(r[None], x[None], float(r.max()))) for r, x in zip(ref, rec)]
+        return {"psnr": float(np.mean(ps)), "psnr_std": float(np.std(ps)), "ssim": float(np.mean(ss)),
+                "ssim_std": float(np.std(ss)), "seconds": seconds}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, prior) in enumerate(priors.items()):
+            spec = parse_spec({
+                "data": {"kind": kind, "slices": list(slices)},
+                "operator": {"kind": "parallel_beam_ct", "views": views, "arc_deg": 180.0, "noise": 0.005},
+                "prior": prior, "sampler": {"kind": "dds", "steps": steps},
+                "run": {"seed": seed, "device": "cpu", "batch_size": 64, "sigma_y": "auto", "checkpoint_every": 0,
+                        "baselines": ["tv"] if k == 0 else [], "outputs": []},
+            })
+            result = run_job(spec, out=Path(tmp) / str(k), progress=False)
+            timings = result.record["timings"]
+            rows[f"DDS {steps} steps, {name}"] = score(result.reference, result.reconstruction,
+                                                       timings["sampling_s"])
+            if k == 0:
+                rows["TV"] = score(result.reference, result.baselines["tv"], timings["baselines_s"]["tv"])
+    return rows
+
+
+def _prior_section(name: str) -> dict:
+    if name in ("ct", "ct_head"):
+        return {"kind": "default"} if name == "ct" else {"kind": "default", "name": name}
+    return {"kind": "checkpoint", "path": name}
+
+
+def render(table: dict, recon: dict | None) -> str:
+    """Markdown tables of ``denoising_table`` (one per set, with the new-minus-old difference) and ``recon_check``."""
+    lines = []
+    for set_name, per_prior in table.items():
+        names = [n for n in per_prior if n != "noisy input"]
+        lines += [f"**{set_name}**", "", "| sigma | noisy input (dB) | " + " | ".join(f"{n} (dB)" for n in names)
+                  + (" | difference (dB) |" if len(names) == 2 else " |"),
+                  "|---" * (2 + len(names) + (len(names) == 2)) + "|"]
+        for s in next(iter(per_prior.values())):
+            vals = [per_prior[n][s] for n in names]
+            row = f"| {s:g} | {per_prior['noisy input'][s]:.2f} | " + " | ".join(f"{v:.2f}" for v in vals)
+            lines.append(row + (f" | {vals[1] - vals[0]:+.2f} |" if len(names) == 2 else " |"))
+        lines.append("")
+    if recon:
+        lines += ["| method | PSNR (dB) | SSIM | sampling time (s) |", "|---|---|---|---|"]
+        for m, r in recon.items():
+            lines.append(f"| {m} | {r['psnr']:.2f} +- {r['psnr_std']:.2f} | {r['ssim']:.3f} +- {r['ssim_std']:.3f} "
+                         f"| {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..priors.checkpoint import load_prior
+
+    p = argparse.ArgumentParser(prog="python -m medrecon.bench.ct_head", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--priors", default="ct,ct_head", help="two comma-separated priors: old,new (names or sidecars)")
+    p.add_argument("--count", type=int, default=0, help="images per set (0: all)")
+    p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS))
+    p.add_argument("--views", type=int, default=16)
+    p.add_argument("--steps", type=int, default=30, help="DDS steps of the reconstruction check (0: skip it)")
+    p.add_argument("--out", default=None, help="JSON file for the numbers")
+    a = p.parse_args(argv)
+    names = a.priors.split(",")
+    priors = {n: load_prior(n) for n in names}
+    table = denoising_table(priors, sets(a.count), tuple(float(s) for s in a.sigmas.split(",")))
+    recon = recon_check({n: _prior_section(n) for n in names}, views=a.views, steps=a.steps) if a.steps else None
+    text = render(table, recon)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(json.dumps({"priors": names, "denoising_psnr_db": table, "recon": recon,
+                                           "recon_slices": list(CRANIUM_RECON_SLICES), "views": a.views},
+                                          indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

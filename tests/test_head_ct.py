@@ -1,0 +1,152 @@
+"""Synthetic head CT (``medrecon.training.head_ct``) and fine-tuning from a prior (``train.init_from``, ``data.crop``)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medrecon.errors import ConfigError
+from medrecon.training import config as train_config
+from medrecon.training import head_ct
+from medrecon.training import train as train_mod
+
+pytest.importorskip("nilearn")
+
+
+@pytest.fixture()
+def small_template(monkeypatch):
+    """A 96 x 112 x 40 mm ellipsoid "brain" (GM rim, WM core, CSF ventricles) in place of the MNI152 maps."""
+    from scipy.ndimage import distance_transform_edt
+
+    x, y, z = np.meshgrid(np.arange(96), np.arange(112), np.arange(40), indexing="ij")
+    r = np.sqrt(((x - 48) / 30) ** 2 + ((y - 56) / 36) ** 2 + ((z - 10) / 25) ** 2)
+    brain = r <= 1
+    vent = np.sqrt(((x - 48) / 5) ** 2 + ((y - 56) / 14) ** 2 + ((z - 12) / 8) ** 2) <= 1
+    gm = (brain & (r > 0.85)).astype(np.float32)
+    wm = (brain & (r <= 0.85) & ~vent).astype(np.float32)
+    csf = (brain & vent).astype(np.float32)
+    dist = distance_transform_edt(~brain).astype(np.float32)
+    tpl = head_ct.HeadTemplate(gm, wm, csf, dist, dist, (2, 30))
+    monkeypatch.setattr(head_ct, "head_template", lambda: tpl)
+    return tpl
+
+
+def test_slices_have_the_shape_and_are_deterministic(small_template):
+    a = head_ct.head_ct_slices([3, 4], size=32)
+    b = head_ct.head_ct_slices([3, 4], size=32)
+    assert a.shape == (2, 32, 32) and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a[0], a[1])
+    np.testing.assert_array_equal(a[1], head_ct.random_head_ct(4, size=32))
+
+
+def test_air_outside_brain_and_skull_present(small_template):
+    for seed in range(6):
+        hu = head_ct.random_head_ct(seed, size=64)
+        assert np.median(hu[[0, -1], :]) < -950  # air at the field's edge
+        soft = (hu > -50) & (hu < 100)
+        assert soft.mean() > 0.03  # brain and scalp
+        assert (hu > 500).sum() >= 10  # bone
+
+
+@pytest.mark.slow
+def test_the_mni152_template_loads_offline_and_gives_head_slices():
+    tpl = head_ct.head_template()
+    assert tpl.gm.shape == tpl.dist.shape == (197 + 2 * head_ct.PAD_MM, 233 + 2 * head_ct.PAD_MM,
+                                              189 + 2 * head_ct.PAD_MM)
+    assert 0 < tpl.z_range[0] < tpl.z_range[1] < tpl.gm.shape[2]
+    assert tpl.csf.max() <= 1 and (tpl.gm + tpl.wm + tpl.csf).max() <= 1 + 1e-5
+    hu = head_ct.random_head_ct(0, size=32)
+    assert hu.shape == (32, 32) and hu.min() < -900 and hu.max() > 500
+
+
+def _disc_dist(n: int = 96, r: float = 25.0) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    return np.clip(np.hypot(yy - n / 2, xx - n / 2) - r, 0, None)
+
+
+def test_class_hu_ranges():
+    rng = np.random.default_rng(0)
+    n = 96
+    one, zero = np.ones((n, n)), np.zeros((n, n))
+    for _ in range(5):
+        assert 34 <= np.median(head_ct._brain_hu(rng, one, zero, zero)) <= 46
+        assert 24 <= np.median(head_ct._brain_hu(rng, zero, one, zero)) <= 33
+        assert 0 <= np.median(head_ct._brain_hu(rng, zero, zero, one)) <= 15
+        dist = _disc_dist(n)
+        hu = np.full((n, n), head_ct.AIR_HU)
+        masks = head_ct._skull_and_scalp(rng, dist, hu)
+        assert masks["bone"].any() and masks["scalp"].any() and masks["gap"].any()
+        bone = hu[masks["bone"]]
+        assert 650 <= bone.max() <= 1800 and bone.min() >= 0  # cortical tables and a lower-density diploe
+        scalp = hu[masks["scalp"]]
+        assert np.median(scalp) >= -130 and np.percentile(scalp, 90) <= 80
+        assert (hu[dist > 40] == head_ct.AIR_HU).all()
+
+
+def test_training_set_mixes_head_slices_and_phantoms_in_the_window(small_template):
+    arr, record = head_ct.ct_head_training_set(3, 2, size=32)
+    assert arr.shape == (5, 32, 32) and arr.dtype == np.float32
+    assert arr.min() >= 0 and arr.max() <= 1
+    np.testing.assert_array_equal(arr[:3], head_ct.hu_to_unit(head_ct.head_ct_slices(range(3), 32)))
+    assert record["head_seeds"] == [0, 3] and record["phantom_seeds"] == [0, 2]
+    assert not set(range(3)) & set(head_ct.HEAD_CT_HELDOUT_SEEDS)
+
+
+# ------------------------------------------------------------------------------ fine-tuning (init_from, crop)
+
+TINY_MODEL = ["[model]", "channels = [8, 8]", "num_res_blocks = 1", "attention_levels = [false, false]",
+              "num_head_channels = 8", "norm_num_groups = 4"]
+
+
+def _config(tmp: Path, name: str, extra_data: tuple[str, ...] = (), extra_train: tuple[str, ...] = (),
+            channels: str = "[8, 8]", steps: int = 2) -> Path:
+    if not (tmp / "train.npy").exists():
+        np.save(tmp / "train.npy", np.random.default_rng(0).random((6, 16, 16)).astype(np.float32))
+    model = [line if not line.startswith("channels") else f"channels = {channels}" for line in TINY_MODEL]
+    lines = [f'name = "{name}"', 'modality = "ct"', "[data]", 'source = "npy"', f'path = "{tmp / "train.npy"}"',
+             "image_size = 16", *extra_data, *model, "[train]", "batch_size = 2", f"max_steps = {steps}",
+             "warmup_steps = 1", "validate_every = 0", "n_samples = 0", 'precision = "fp32"', *extra_train]
+    path = tmp / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _train(cfg_path: Path, out: Path) -> dict:
+    cfg = train_config.load_config(cfg_path)
+    return train_mod.train(train_mod.Run(cfg=cfg, out=out, device=torch.device("cpu"), progress=False,
+                                         command="test"))
+
+
+def test_init_from_starts_at_the_given_weights_and_keeps_its_preconditioning(tmp_path):
+    from safetensors.torch import load_file
+
+    base = _train(_config(tmp_path, "base", extra_train=("sigma_data = 0.21",)), tmp_path / "base")
+    tuned = _train(_config(tmp_path, "tuned", extra_train=(f'init_from = "{base["checkpoint"]}"',), steps=0),
+                   tmp_path / "tuned")
+    a = load_file(str(tmp_path / "base" / "base.safetensors"))
+    b = load_file(str(tmp_path / "tuned" / "tuned.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta = train_mod.json.loads(Path(tuned["checkpoint"]).read_text())
+    assert meta["preconditioning"]["sigma_data"] == pytest.approx(0.21)
+    assert meta["training"]["init_from"] == base["checkpoint"]
+
+
+def test_init_from_refuses_another_architecture(tmp_path):
+    base = _train(_config(tmp_path, "base"), tmp_path / "base")
+    other = _config(tmp_path, "other", channels="[8, 16]", extra_train=(f'init_from = "{base["checkpoint"]}"',))
+    with pytest.raises(ConfigError, match="architecture"):
+        _train(other, tmp_path / "other")
+
+
+def test_crop_trains_on_windows_and_is_validated(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
+    win = train_mod.random_crop(x, 8, gen)
+    assert win.shape == (2, 1, 8, 8)
+    i, j = divmod(int(win[0, 0, 0, 0]), 16)
+    assert torch.equal(win, x[..., i:i + 8, j:j + 8])
+    summary = _train(_config(tmp_path, "crop", extra_data=("crop = 8",)), tmp_path / "crop")
+    assert summary["steps"] == 2 and np.isfinite(summary["loss"])
+    with pytest.raises(ConfigError, match="data.crop"):
+        train_config.load_config(_config(tmp_path, "bad", extra_data=("crop = 32",)))
