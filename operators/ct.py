@@ -49,6 +49,10 @@ def _spmm(mat: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 
     One column uses SpMV. On CPU, wide batches go in blocks of 8 columns so that the gathered rows of ``cols``
     stay in cache (per-slice time 2-3x lower than one product over 64 columns); CUDA takes the batch at once.
+    Measured on 2 cores at 256^2, 180 views: SpMV streams the 170 MB matrix near memory bandwidth (forward +
+    adjoint 12-16 ms); ``mat @ col`` for one column is 1.6-1.8x slower, int64 indices 5-7x (converted every
+    call), scipy's CSR product 1.5-2.5x (one thread); blocks of 12 or 16 columns, a column-major dense operand, or
+    writing each block into a preallocated output instead of the copies here are no faster.
     """
     n_cols = cols.shape[1]
     if n_cols == 1:
