@@ -150,3 +150,28 @@ def test_crop_trains_on_windows_and_is_validated(tmp_path):
     assert summary["steps"] == 2 and np.isfinite(summary["loss"])
     with pytest.raises(ConfigError, match="data.crop"):
         train_config.load_config(_config(tmp_path, "bad", extra_data=("crop = 32",)))
+
+
+def test_blend_interpolates_weights_and_refuses_other_conventions(tmp_path):
+    from safetensors.torch import load_file
+
+    from medrecon.training.blend import blend_priors
+
+    a = _train(_config(tmp_path, "a", extra_train=("sigma_data = 0.3",)), tmp_path / "a")["checkpoint"]
+    b = _train(_config(tmp_path, "b", extra_train=(f'init_from = "{a}"', "seed = 1"), steps=3),
+               tmp_path / "b")["checkpoint"]
+    wa, wb = (load_file(str(Path(p).with_suffix(".safetensors"))) for p in (a, b))
+    for alpha in (0.0, 0.5, 1.0):
+        out = blend_priors(a, b, alpha, tmp_path / f"mix{alpha}")
+        assert out.name == f"mix{alpha}.json"
+        w = load_file(str(out.with_suffix(".safetensors")))
+        for k in wa:
+            want = ((1 - alpha) * wa[k].double() + alpha * wb[k].double()).half()
+            assert torch.allclose(w[k].float(), want.float(), atol=1e-3, rtol=1e-3)
+        meta = train_mod.json.loads(out.read_text())
+        assert meta["blend"]["alpha"] == alpha and meta["preconditioning"]["sigma_data"] == pytest.approx(0.3)
+    other = _train(_config(tmp_path, "other", extra_train=("sigma_data = 0.5",)), tmp_path / "other")["checkpoint"]
+    with pytest.raises(ConfigError, match="preconditioning"):
+        blend_priors(a, other, 0.5, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="alpha"):
+        blend_priors(a, b, 1.5, tmp_path / "bad")
