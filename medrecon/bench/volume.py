@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import defaults as D
+
 __all__ = ["SPLITS", "Row", "add_arguments", "load_volume", "main", "plane_metrics", "render", "targets"]
 
 SPLITS = {"validation": tuple(range(24, 40)), "test": tuple(range(8, 24))}
@@ -148,8 +150,12 @@ def _sampler_component(method: str, meta: dict, steps: int, mbir_steps: int, opt
     return sampling.diffusion_mbir(meta, steps=mbir_steps, **options)
 
 
-def _describe(options: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in options.items())
+SHOWN = {"tv_3d": ("lam_rel", "z_weight"), "dds_3d": ("rho", "tv", "tv_xy", "admm_iters", "cg_iters"),
+         "diffusion_mbir": ("rho", "tv", "tv_xy", "admm_iters", "cg_iters")}  # settings named in a row's label
+
+
+def _describe(method: str, settings: dict) -> str:
+    return ", ".join(f"{k} {settings[k]:g}" for k in SHOWN.get(method, ()) if k in settings)
 
 
 def run_views(split: str, volume: np.ndarray, views: int, args: argparse.Namespace, prior, device: str) -> list[Row]:
@@ -175,6 +181,7 @@ def run_views(split: str, volume: np.ndarray, views: int, args: argparse.Namespa
     for method in (m for m in METHODS if m in methods):
         for opts in options.get(method, [{}]):
             counter = _CountingDenoiser(prior)
+            settings: dict[str, Any] = {}
             t0 = time.perf_counter()
             extra: dict[str, Any] = {}
             with torch.no_grad():
@@ -184,17 +191,19 @@ def run_views(split: str, volume: np.ndarray, views: int, args: argparse.Namespa
                     x = baselines.tv(y, op)
                 elif method == "tv_3d":
                     x = baselines.tv_3d(y, op, **opts)
+                    settings = {"lam_rel": D.TV_3D.lam_rel, "z_weight": D.TV_3D.z_weight, **opts}
                 else:
                     component = _sampler_component(method, meta_of(prior), args.steps, args.mbir_steps, opts)
                     result = run(component.sampler, problem, counter, torch.Generator(device=device).manual_seed(
                         args.seed + 1), progress=False)
                     x = result.x
                     extra = {"network_s": result.network_seconds}
+                    settings = component.settings or {}
             seconds = time.perf_counter() - t0
             vol_psnr, ps, ss = plane_metrics(volume, x.detach().cpu().float().numpy())
             z = volume.shape[0]
             evals = counter.slices // z
-            row = Row(split, views, method, _describe(opts), vol_psnr, ps, ss, seconds, evals)
+            row = Row(split, views, method, _describe(method, settings), vol_psnr, ps, ss, seconds, evals)
             if evals:
                 row.s_per_eval = seconds / (z * evals)
                 row.net_per_eval = extra["network_s"] / (z * evals)
