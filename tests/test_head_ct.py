@@ -175,3 +175,30 @@ def test_blend_interpolates_weights_and_refuses_other_conventions(tmp_path):
         blend_priors(a, other, 0.5, tmp_path / "bad")
     with pytest.raises(ConfigError, match="alpha"):
         blend_priors(a, b, 1.5, tmp_path / "bad")
+
+
+def test_the_ct_head_prior_is_shipped_and_selected_by_name_only():
+    import json
+
+    from medrecon.jobs.components import default_prior as job_prior
+    from medrecon.jobs.problem import Volume
+    from medrecon.priors import checkpoint as ckpt
+
+    image = torch.zeros(1, 32, 32)
+    ct = Volume("ct", None, image=image, reference=image, affine=np.eye(4))
+    mri = Volume("mri", None, kspace=torch.zeros(1, 1, 32, 32, dtype=torch.complex64), reference=image)
+    head = job_prior(ct, name="ct_head")
+    manifest = json.loads((ckpt.MANIFEST_DIR / "prior_ct_head_default.json").read_text())
+    assert head.meta["weights"] == "ct_head.safetensors" and head.meta["weights_sha256"] == manifest["sha256"]
+    assert job_prior(ct).meta["weights"] == "ct.safetensors"  # the default CT prior is unchanged
+    default_meta = ckpt.read_sidecar(ckpt.DEFAULT_DIR / "ct.json")
+    for key in ("architecture", "parameterization", "preconditioning", "noise_schedule", "normalisation", "serves",
+                "data_range"):
+        assert head.meta[key] == default_meta[key]
+    with torch.no_grad():
+        y = head(torch.rand(2, 32, 32), 0.2)
+    assert y.shape == (2, 32, 32) and torch.isfinite(y).all()
+    with pytest.raises(ConfigError, match="ct_head"):
+        job_prior(mri, name="ct_head")
+    with pytest.raises(ValueError, match="no shipped mri prior"):
+        ckpt.default_prior("mri", name="ct_head")

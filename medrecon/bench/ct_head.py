@@ -8,9 +8,10 @@ sparse-view reconstruction check.
   (a) held-out synthetic head CT (``head_ct.HEAD_CT_HELDOUT_SEEDS``), (b) the held-out ellipse phantoms of the
   shipped CT prior (``datasets.CT_HELDOUT_SEEDS``), (c) real head CT: InVesalius "Cranium" slices 8-23
   (validation only; resized to 128 as ``jobs.image_sets`` does).
-* Reconstruction: parallel-beam CT, ``--views`` views over 180 degrees, sinogram noise 0.005 x max, on Cranium
-  slices ``--recon-slices`` through the job runner (``run_job``): DDS with each prior and the TV baseline, PSNR
-  and SSIM per image with the image's maximum as data range (as ``medrecon bench quality``).
+* Reconstruction (``--steps`` > 0): parallel-beam CT, ``--views`` views over 180 degrees, sinogram noise
+  0.005 x max, on Cranium slices ``CRANIUM_RECON_SLICES`` through the job runner (``run_job``): DDS with each
+  prior and the TV baseline, PSNR and SSIM per image with the image's maximum as data range (as
+  ``medrecon bench quality``).
 """
 from __future__ import annotations
 
@@ -23,22 +24,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["CRANIUM_CHECK_SLICES", "CRANIUM_RECON_SLICES", "denoising_table", "main", "recon_check", "sets"]
+__all__ = ["CRANIUM_CHECK_SLICES", "CRANIUM_RECON_SLICES", "SET_NAMES", "denoising_table", "main", "recon_check",
+           "render", "sets"]
 
 SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CRANIUM_CHECK_SLICES = tuple(range(8, 24))
 CRANIUM_RECON_SLICES = (8, 11, 17, 20)
 
 
-def sets(count: int = 0) -> dict[str, np.ndarray]:
-    """The three held-out sets ``name -> (N, 128, 128)`` float32 in [0, 1] (``count`` > 0: the first ``count``)."""
+SET_NAMES = {"head": "synthetic head CT (held-out seeds)", "phantoms": "ellipse phantoms (CT held-out set)",
+             "cranium": "Cranium slices 8-23 (real head CT)"}
+
+
+def sets(count: int = 0, which: tuple[str, ...] = tuple(SET_NAMES)) -> dict[str, np.ndarray]:
+    """The held-out sets ``which`` (keys of ``SET_NAMES``) as ``title -> (N, 128, 128)`` float32 in [0, 1]
+    (``count`` > 0: the first ``count`` of each)."""
     from ..jobs.image_sets import ct_validation_slices
     from ..training.datasets import ct_heldout_slices
     from ..training.head_ct import head_ct_heldout_slices
 
-    out = {"synthetic head CT (held-out seeds)": head_ct_heldout_slices(),
-           "ellipse phantoms (CT held-out set)": ct_heldout_slices(),
-           "Cranium slices 8-23 (real head CT)": ct_validation_slices(slices=CRANIUM_CHECK_SLICES)}
+    load = {"head": head_ct_heldout_slices, "phantoms": ct_heldout_slices,
+            "cranium": lambda: ct_validation_slices(slices=CRANIUM_CHECK_SLICES)}
+    out = {SET_NAMES[k]: load[k]() for k in which}
     return {k: v[:count] if count else v for k, v in out.items()}
 
 
@@ -143,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m medrecon.bench.ct_head", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--priors", default="ct,ct_head", help="two comma-separated priors: old,new (names or sidecars)")
+    p.add_argument("--priors", default="ct,ct_head",
+                   help="comma-separated priors, the old one first (names or sidecars); with two, a difference column")
     p.add_argument("--count", type=int, default=0, help="images per set (0: all)")
+    p.add_argument("--sets", default=",".join(SET_NAMES), help=f"comma-separated subset of {','.join(SET_NAMES)}")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS))
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--steps", type=int, default=30, help="DDS steps of the reconstruction check (0: skip it)")
@@ -152,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     names = a.priors.split(",")
     priors = {n: load_prior(n) for n in names}
-    table = denoising_table(priors, sets(a.count), tuple(float(s) for s in a.sigmas.split(",")))
+    table = denoising_table(priors, sets(a.count, tuple(a.sets.split(","))),
+                            tuple(float(s) for s in a.sigmas.split(",")))
     recon = recon_check({n: _prior_section(n) for n in names}, views=a.views, steps=a.steps) if a.steps else None
     text = render(table, recon)
     print(text)

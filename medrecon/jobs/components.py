@@ -620,12 +620,15 @@ def _planned_views_problem(volume: Volume, generator: torch.Generator, path: str
 # ---------------------------------------------------------------------------------------------------- priors
 
 
-def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "auto") -> Any:
+def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "auto",
+                  name: Literal["auto", "ct_head"] = "auto") -> Any:
     """The small prior shipped with medrecon for the data's modality.
 
     Args:
         modality: ``auto`` follows the data (``mri`` for k-space, ``ct`` for image volumes).
+        name: ``auto``: the modality's default prior; ``ct_head``: the CT prior fine-tuned on synthetic head CT.
     """
+    from ..priors.checkpoint import SHIPPED
     from ..priors.checkpoint import default_prior as shipped
 
     if modality not in ("auto", volume.modality):
@@ -633,7 +636,9 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
             f'prior.modality = "{modality}": the data ({volume.path or "simulated"}) is {volume.modality}; '
             f'use "auto" or "{volume.modality}"'
         )
-    return shipped(volume.modality if modality == "auto" else modality)
+    if name != "auto" and SHIPPED[name] != volume.modality:
+        raise ConfigError(f'prior.name = "{name}" is a {SHIPPED[name]} prior; the data is {volume.modality}')
+    return shipped(volume.modality if modality == "auto" else modality, name=None if name == "auto" else name)
 
 
 def checkpoint_prior(volume: Volume, *, path: str) -> Any:

@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT",
     "MANIFEST_DIR",
     "PARAMETERIZATIONS",
+    "SHIPPED",
     "default_prior",
     "load_prior",
     "network_denoiser",
@@ -64,6 +65,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
 COMPLEX_MODES = ("channels", "parts")
+SHIPPED = {"mri": "mri", "ct": "ct", "ct_head": "ct"}  # shipped prior name -> modality; "mri" / "ct" are defaults
 
 
 def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -108,7 +110,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 def _resolve(name_or_path: str | Path) -> tuple[Path, str | None]:
     """Sidecar path and, for a shipped prior's name, the expected sha256 from ``data_manifests/``."""
     text = str(name_or_path)
-    if text in ("mri", "ct"):
+    if text in SHIPPED:
         sidecar = DEFAULT_DIR / f"{text}.json"
         manifest = MANIFEST_DIR / f"prior_{text}_default.json"
         expected = None
@@ -135,7 +137,8 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, str | None]:
         return path.with_suffix(".json"), None
     if path.suffix == ".json":
         return path, None
-    raise InputError(path, "not a prior name ('mri', 'ct'), a sidecar .json, a .safetensors file or a directory")
+    raise InputError(path, f"not a prior name ({', '.join(map(repr, SHIPPED))}), a sidecar .json, a .safetensors "
+                           "file or a directory")
 
 
 def weights_path(sidecar: Path, name: Any) -> Path:
@@ -170,8 +173,8 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
                dtype: torch.dtype = torch.float32) -> nn.Module:
     """Load a prior as a ``Denoiser`` on ``(B, H, W)`` images (complex64 if the prior is complex).
 
-    ``name_or_path``: ``"mri"``/``"ct"`` (shipped priors, checked against ``data_manifests/prior_<name>_default.json``
-    when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
+    ``name_or_path``: ``"mri"``/``"ct"``/``"ct_head"`` (shipped priors, checked against
+    ``data_manifests/prior_<name>_default.json`` when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
     must match the sidecar (``ChecksumError`` otherwise); pickled files are refused (``InputError``).
     """
     from safetensors import SafetensorError
@@ -233,8 +236,13 @@ def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     return outer
 
 
-def default_prior(modality: str, device: str | torch.device = "cpu") -> nn.Module:
-    """The shipped prior for ``"mri"`` (complex 128x128 brain) or ``"ct"`` (128x128, HU window [-1000, 1000])."""
+def default_prior(modality: str, device: str | torch.device = "cpu", name: str | None = None) -> nn.Module:
+    """The shipped prior for ``"mri"`` (complex 128x128 brain) or ``"ct"`` (128x128, HU window [-1000, 1000]);
+    ``name`` picks another shipped prior of that modality (``"ct_head"``: the CT prior fine-tuned on head CT)."""
     if modality not in ("mri", "ct"):
         raise ValueError(f"modality must be 'mri' or 'ct', got {modality!r}")
-    return load_prior(modality, device)
+    name = name or modality
+    if SHIPPED.get(name) != modality:
+        raise ValueError(f"no shipped {modality} prior named {name!r}; "
+                         f"shipped: {[n for n, m in SHIPPED.items() if m == modality]}")
+    return load_prior(name, device)
