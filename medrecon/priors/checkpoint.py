@@ -51,6 +51,7 @@ __all__ = [
     "default_prior",
     "load_prior",
     "network_denoiser",
+    "read_prior_weights",
     "read_sidecar",
     "save_checkpoint",
     "weights_path",
@@ -169,14 +170,10 @@ def network_denoiser(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     return VEDenoiser(net, prediction=p[3:], noise_input=meta["noise_schedule"].get("noise_input", "sigma"))
 
 
-def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> nn.Module:
-    """Load a prior as a ``Denoiser`` on ``(B, H, W)`` images (complex64 if the prior is complex).
-
-    ``name_or_path``: ``"mri"``/``"ct"``/``"ct_head"`` (shipped priors, checked against
-    ``data_manifests/prior_<name>_default.json`` when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
-    must match the sidecar (``ChecksumError`` otherwise); pickled files are refused (``InputError``).
-    """
+def read_prior_weights(name_or_path: str | Path) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor], Path]:
+    """A prior's sidecar path, sidecar, weights (CPU tensors) and weights path, every check of ``load_prior``
+    done: the weights file exists, its sha256 matches the sidecar and the shipped manifest (``ChecksumError``),
+    it is a safetensors file (nothing is unpickled) and its floating tensors are finite (``InputError``)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -197,6 +194,18 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise InputError(weights, f"tensor {name!r} holds NaN or infinite values", "weights")
+    return sidecar, meta, state, weights
+
+
+def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Load a prior as a ``Denoiser`` on ``(B, H, W)`` images (complex64 if the prior is complex).
+
+    ``name_or_path``: ``"mri"``/``"ct"``/``"ct_head"`` (shipped priors, checked against
+    ``data_manifests/prior_<name>_default.json`` when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
+    must match the sidecar (``ChecksumError`` otherwise); pickled files are refused (``InputError``).
+    """
+    sidecar, meta, state, weights = read_prior_weights(name_or_path)
     arch = meta["architecture"] if isinstance(meta["architecture"], dict) else {}
     try:
         spec = architecture(str(arch.get("name")))

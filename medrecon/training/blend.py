@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, InputError
-from ..files import sha256_file
+from ..errors import ConfigError
 
 __all__ = ["MUST_MATCH", "blend_priors", "blend_state", "main"]
 
@@ -26,18 +25,10 @@ MUST_MATCH = ("architecture", "parameterization", "preconditioning", "noise_sche
 
 
 def _load(source: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
-    from safetensors.torch import load_file
+    from ..priors.checkpoint import read_prior_weights
 
-    from ..priors.checkpoint import _resolve, read_sidecar, weights_path
-
-    sidecar, expected = _resolve(source)
-    meta = read_sidecar(sidecar)
-    weights = weights_path(sidecar, meta["weights"])
-    digest = sha256_file(weights)
-    for want in (meta["weights_sha256"], expected):
-        if want is not None and digest != want:
-            raise InputError(weights, f"sha256 {digest} does not match {want}", "weights_sha256")
-    return meta, load_file(str(weights)), weights
+    _, meta, state, weights = read_prior_weights(source)
+    return meta, state, weights
 
 
 def blend_state(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],

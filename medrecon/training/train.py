@@ -114,18 +114,9 @@ def ddpm_loss(net: torch.nn.Module, x0: torch.Tensor, gen: torch.Generator,
 def init_weights(net: torch.nn.Module, source: str, objective: str) -> dict[str, Any]:
     """Load a prior's weights (``"ct"``, ``"mri"``, a sidecar, its .safetensors or a folder; sha256 verified) into
     ``net`` to fine-tune it; the architecture and parameterisation must match. Returns the prior's sidecar."""
-    from safetensors.torch import load_file
+    from ..priors.checkpoint import read_prior_weights
 
-    from ..files import sha256_file
-    from ..priors.checkpoint import _resolve, read_sidecar, weights_path
-
-    sidecar, expected = _resolve(source)
-    meta = read_sidecar(sidecar)
-    weights = weights_path(sidecar, meta["weights"])
-    digest = sha256_file(weights)
-    for want in (meta["weights_sha256"], expected):
-        if want is not None and digest != want:
-            raise InputError(weights, f"sha256 {digest} does not match {want}", "weights_sha256")
+    _, meta, state, _ = read_prior_weights(source)
     config = meta["architecture"].get("config", {}) if isinstance(meta["architecture"], dict) else {}
     if {k: config.get(k) for k in net.config} != net.config:
         raise ConfigError(f"train.init_from = {source!r}: its architecture {config} differs from the model "
@@ -134,7 +125,7 @@ def init_weights(net: torch.nn.Module, source: str, objective: str) -> dict[str,
     if meta["parameterization"] != wanted:
         raise ConfigError(f"train.init_from = {source!r} is {meta['parameterization']!r}; objective "
                           f"{objective!r} needs {wanted!r}")
-    net.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    net.load_state_dict({k: v.float() for k, v in state.items()})
     return meta
 
 
