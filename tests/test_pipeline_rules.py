@@ -105,11 +105,30 @@ def test_invesalius_reader(tmp_path):
 
 def test_reserved_cranium_slices_are_never_read():
     """The validation/test sets only ask the reader for slices below 54, and the reader reads nothing else."""
+    from medrecon.bench import ct_head, volume
     from medrecon.jobs import image_sets
 
-    assert max(image_sets.CT_VALIDATION_SLICES + image_sets.CRANIUM_TEST_SLICES) < image_sets.CRANIUM_RESERVED_FROM
+    used = (image_sets.CT_VALIDATION_SLICES + image_sets.CRANIUM_TEST_SLICES + volume.SPLITS["validation"]
+            + volume.SPLITS["test"] + ct_head.CRANIUM_CHECK_SLICES + ct_head.CRANIUM_RECON_SLICES)
+    assert max(used) < image_sets.CRANIUM_RESERVED_FROM == 54
     with pytest.raises(ValueError, match="reserved"):
         image_sets.ct_validation_slices(slices=(10, 60))
+
+
+def test_the_reader_never_reads_past_its_stop(tmp_path):
+    data = np.arange(6 * 2 * 3, dtype=np.int16).reshape(6, 2, 3)
+    path = tmp_path / "p.inv3"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in (("main.plist", plistlib.dumps({"matrix": {"dtype": "int16", "filename": "matrix.dat",
+                                                                          "shape": [6, 2, 3]}})),
+                              ("matrix.dat", data.tobytes())):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    np.testing.assert_array_equal(read_inv3(path, stop=4).data, data[:4])
+    np.testing.assert_array_equal(read_inv3(path, (3, 1), stop=4).data, data[[3, 1]])
+    with pytest.raises(InputError, match=r"slices \[4\] are reserved"):
+        read_inv3(path, (2, 4), stop=4)
 
 
 def test_bench_quality_runs_through_the_job_registry(capsys):

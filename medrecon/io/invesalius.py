@@ -35,10 +35,12 @@ def _find(archive: tarfile.TarFile, name: str, path: Path) -> tarfile.TarInfo:
     raise InputError(path, f"the project has no {name}", field=name)
 
 
-def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None) -> InvesaliusVolume:
+def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None,
+              stop: int | None = None) -> InvesaliusVolume:
     """The image volume of an InVesalius ``.inv3`` project, or only the axial ``slices`` given (in that order):
     then the bytes of no other slice are read, so parts of a volume kept for independent evaluation stay
-    unread. ``data`` is ``(len(slices) or slices_total, rows, cols)``."""
+    unread. ``stop``: slices at or above it are never read (an ``InputError`` if asked for; without ``slices``,
+    slices ``0 .. stop - 1``). ``data`` is ``(len(slices) or slices_total, rows, cols)``."""
     path = Path(path)
     try:
         with tarfile.open(path, "r:*") as archive:
@@ -54,7 +56,12 @@ def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None) -> Invesa
             if info.size != shape[0] * plane:
                 raise InputError(path, f"matrix.dat holds {info.size} bytes, shape {shape} {dtype} needs "
                                  f"{shape[0] * plane}", field="matrix")
-            chosen = tuple(range(shape[0])) if slices is None else tuple(int(z) for z in slices)
+            end = shape[0] if stop is None else min(shape[0], stop)
+            chosen = tuple(range(end)) if slices is None else tuple(int(z) for z in slices)
+            reserved = [z for z in chosen if stop is not None and z >= stop]
+            if reserved:
+                raise InputError(path, f"slices {reserved} are reserved (only slices below {stop} may be read)",
+                                 field="slices")
             bad = [z for z in chosen if not 0 <= z < shape[0]]
             if bad:
                 raise InputError(path, f"slices {bad} out of range for {shape[0]} slices", field="slices")

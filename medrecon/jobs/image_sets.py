@@ -65,7 +65,7 @@ def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH,
         raise ValueError("slices 54-107 of the Cranium CT are reserved for independent evaluation")
     if not Path(path).exists():
         raise InputError(path, "the CT validation volume is missing (apt-get install invesalius-examples)")
-    vol = read_inv3(path, slices)  # reads only these slices' bytes
+    vol = read_inv3(path, slices, stop=CRANIUM_RESERVED_FROM)  # reads only these slices' bytes, never 54-107
     planes = [hu_to_unit(plane.astype(np.float32)) for plane in vol.data]
     return np.stack([resize(p, (size, size), order=1, anti_aliasing=True, preserve_range=True)
                      for p in planes]).astype(np.float32)
