@@ -582,12 +582,14 @@ def run_jobs(
     if len(set(map(str, (o.absolute() for o in outs)))) != len(outs):
         raise ConfigError("two volumes of the job write to the same output folder; give each its own")
     cache = JobCache(registry, backend.prepare_device)
-    if prepared is not None:
-        cache.keep(prepared[-1])
+
+    def job_for(k: int) -> PreparedJob:  # built once here, or one volume at a time from its spec
+        return prepared[k] if prepared is not None else cache.get(jobs[k][0])
+
     t_start, cpu_start = time.perf_counter(), time.process_time()
     checks = []
-    for k, (spec, _) in enumerate(jobs):  # every volume validated before any is sampled or written
-        checks.append(validate_volume(prepared[k] if prepared is not None else cache.get(spec)))
+    for k in range(len(jobs)):  # every volume validated before any is sampled or written
+        checks.append(validate_volume(job_for(k)))
     results: list[JobResult | None] = [None] * len(jobs)
     with contextlib.ExitStack() as stack:
         runs: list[VolumeRun] = []
@@ -606,8 +608,7 @@ def run_jobs(
         bar.update(sum(len(res.item.slices) for r in runs for res in r.results.values()))
 
         def finish(k: int) -> None:
-            job = prepared[k] if prepared is not None else cache.get(runs[k].spec)
-            results[k] = assemble_volume(job, runs[k])
+            results[k] = assemble_volume(job_for(k), runs[k])
             if on_finished is not None:
                 on_finished(results[k])
 
@@ -623,10 +624,7 @@ def run_jobs(
             if run.done:
                 finish(task.volume)
 
-        def job_of(task: Task) -> PreparedJob:
-            return prepared[task.volume] if prepared is not None else cache.get(task.spec)
-
-        backend.run(tasks, job_of, on_result, callback)
+        backend.run(tasks, lambda task: job_for(task.volume), on_result, callback)
         bar.close()
     return [r for r in results if r is not None]
 
@@ -637,9 +635,6 @@ class JobCache:
 
     def __init__(self, registry: Registry = REGISTRY, device: str | None = None):
         self.registry, self.device, self.job = registry, device, None
-
-    def keep(self, job: PreparedJob) -> None:
-        self.job = job
 
     def get(self, spec: JobSpec) -> PreparedJob:
         if self.job is None or self.job.spec.hash != spec.hash or self.job.spec.source != spec.source:

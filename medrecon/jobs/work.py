@@ -85,7 +85,7 @@ class ItemResult:
     reused: bool = False
 
     def record(self) -> dict[str, Any]:
-        return {**self.item.describe(), "reused": self.reused, **({} if self.reused else self.timing)}
+        return {**self.item.describe(), "reused": self.reused, **self.timing}
 
 
 def chunk_size(component: SamplerComponent, slices: int, batch_size: int, slab_slices: int = 0) -> int:
