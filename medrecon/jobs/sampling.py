@@ -170,7 +170,7 @@ def dds_3d(
 ) -> SamplerComponent:
     """DDS for a whole volume from the 2D prior: every step denoises all slices, then ADMM with TV along z
     couples them (``medrecon.samplers.volume``). Every slice of the volume is sampled together (one chunk,
-    whatever ``run.batch_size``).
+    whatever ``run.batch_size``; ``run.slab_slices`` splits it into overlapping slabs).
 
     Args:
         steps, eta, cg_iters, lam, gamma, grid, clip: as ``dds``.
@@ -211,7 +211,8 @@ def diffusion_mbir(
 ) -> SamplerComponent:
     """DiffusionMBIR for a whole volume from the 2D prior: a prior-only predictor-corrector step on every slice,
     then ADMM with TV along z on the noisy iterate (``medrecon.samplers.volume``). Every slice of the volume is
-    sampled together (one chunk, whatever ``run.batch_size``).
+    sampled together (one chunk, whatever ``run.batch_size``; ``run.slab_slices`` splits it into overlapping
+    slabs).
 
     Args:
         steps: noise levels; NFE = steps * (1 + corrector_steps) (the reference: 2000 levels).
