@@ -119,12 +119,21 @@ class SmcDefaults:
     ``ess_threshold``, Tweedie-twist weight ``lam``, ``cg_iters`` CG steps of the twist's measurement-space solve
     (any fixed count keeps the weights exact: the truncated solve is the twist; 5 keeps the step within 1.2x of the
     network on 8-coil MRI),
-    credible ``level`` of the interval maps; AFDPS's ODE variant with ``corrector_steps`` Langevin steps."""
+    credible ``level`` of the interval maps; AFDPS's ODE variant with ``corrector_steps`` Langevin steps.
+    ``ess_floor`` tempers each step's weight increment so that it alone keeps the normalised ESS above the floor
+    (0: the exact weights). ``ess_floor`` and ``steps`` were chosen on prior draws of the validation split
+    (``medrecon bench ensembles --calibration --calibration-split validation``, 2 images, 16 particles x 50
+    levels): a floor of 1 (independent guided chains) covered 0.889 / 0.897 of the pixels with its 90% intervals on
+    MRI / CT (0.882 is what exact draws reach with 16 particles), a floor of 0.9 (weights tempered to about 0.03,
+    then resampled) 0.688 / 0.664. ``lam = 2`` (a twist half as wide, so a stronger pull towards the data) kept
+    the coverage in range (0.879 / 0.925) and raised the posterior-mean PSNR by 0.7 / 1.1 dB over ``lam = 1``;
+    ``tds`` shares these values."""
 
     particles: int = 16
-    steps: int = 100
+    steps: int = 50
     ess_threshold: float = 0.5
-    lam: float = 1.0
+    ess_floor: float = 1.0
+    lam: float = 2.0
     cg_iters: int = 5
     level: float = 0.9
     corrector_steps: int = 1

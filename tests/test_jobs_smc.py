@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from medrecon import defaults as D
 from medrecon.errors import ConfigError
 from medrecon.jobs.run import run_job
 from medrecon.jobs.spec import load_spec
@@ -50,7 +51,9 @@ def test_an_ensemble_job_writes_its_uncertainty(job_file, tmp_path, kind):
     assert set(unc["degenerate_slices"]) <= set(range(SLICES))
     assert ("warning" in unc) == bool(unc["degenerate_slices"])
     assert 0 <= unc["coverage"] <= 1 and 0 <= unc["coverage_foreground"] <= 1
-    assert record["sampler"]["particles"] == 4
+    assert len(unc["weight_exponent_mean"]) == SLICES and all(0 <= e <= 1 for e in unc["weight_exponent_mean"])
+    assert unc["exact_weights"] == all(e == 1 for e in unc["weight_exponent_mean"])
+    assert record["sampler"]["particles"] == 4 and record["sampler"]["ess_floor"] == D.SMC.ess_floor
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     np.testing.assert_array_equal(result.maps["std"], std)
 
@@ -89,6 +92,8 @@ def test_noiseless_data_is_refused_before_any_compute(job_file, tmp_path):
     ("sampler.ess_threshold=0", "sampler.ess_threshold"),
     ("sampler.ess_threshold=1.5", "sampler.ess_threshold"),
     ("sampler.level=1", "sampler.level"),
+    ("sampler.ess_floor=1.5", "sampler.ess_floor"),
+    ("sampler.ess_floor=-0.1", "sampler.ess_floor"),
 ])
 def test_ensemble_options_out_of_range_are_refused_when_read(job_file, override, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
@@ -113,8 +118,11 @@ def test_a_ct_ensemble_job_writes_hu_std_maps_and_a_sinogram_figure(tmp_path):
 
 
 def test_a_degenerate_ensemble_is_flagged_in_the_record(job_file):
-    """Six levels and four particles at low noise: every slice's particles end as copies of one."""
-    result = run_job(load_spec(job_file, ["sampler.steps=6", "run.sigma_y=0.02"]), progress=False)
+    """Six levels and four particles at low noise with exact weights: every slice's particles end as copies of
+    one."""
+    result = run_job(load_spec(job_file, ["sampler.steps=6", "run.sigma_y=0.02", "sampler.ess_floor=0"]),
+                     progress=False)
     unc = result.record["uncertainty"]
+    assert unc["exact_weights"]
     assert unc["degenerate_slices"] == list(range(SLICES))
     assert "understate the uncertainty" in unc["warning"]

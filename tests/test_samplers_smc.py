@@ -260,3 +260,44 @@ def test_log_likelihood_with_extra_variance_matches_the_dense_gaussian(complex_)
     ref = -0.5 * torch.einsum("pbi,ij,pbj->pb", r.conj(), torch.linalg.inv(cov), r).real
     torch.testing.assert_close(problem.log_likelihood(x, extra_var=0.7), ref)
     torch.testing.assert_close(problem.log_likelihood(x), -0.5 * (r.abs() ** 2).sum(-1) / 0.09)
+
+
+def test_the_tempering_exponent_is_the_largest_that_keeps_the_ess_floor():
+    g = torch.Generator().manual_seed(5)
+    increment = torch.randn(32, 5, generator=g, dtype=F64) * torch.tensor([0.01, 50.0, 2.0, 8.0, 400.0], dtype=F64)
+    floor = 0.6
+    alpha = S.tempering_exponent(increment, floor)
+    assert float(alpha[0]) == 1.0  # a small increment is kept whole: the exact weights
+    assert bool((S.ess_fraction(alpha[None] * increment) >= floor - 1e-9).all())
+    tempered = alpha < 1
+    assert int(tempered.sum()) == 4
+    assert bool((S.ess_fraction((alpha + 1e-6)[None] * increment)[tempered] < floor).all())  # the largest
+    assert bool((S.tempering_exponent(increment, 1.0)[tempered] == 0).all())
+    assert bool((S.tempering_exponent(increment, 0.0) == 1).all())
+
+
+def test_an_ess_floor_keeps_the_exact_sampler_where_the_weights_allow_and_guided_chains_where_they_do_not():
+    prior = GaussianMixtureDenoiser(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[1.0, 0.0], [-1.0, 0.0]],
+                                    dtype=F64), 0.2 * torch.eye(2, dtype=F64).expand(2, 2, 2).clone())
+    problem = InverseProblem(MatrixOperator(torch.tensor([[0.0, 1.0]], dtype=F64)), torch.zeros(3, 1, dtype=F64),
+                             0.1)
+    grid = karras(12, 0.01, 20.0)
+
+    def sample(**options):
+        return run(S.smc(16, sigmas=grid, ess_threshold=0.9, **options), problem, prior,
+                   torch.Generator().manual_seed(4), progress=False)
+
+    exact = sample()
+    assert torch.equal(exact.outputs["weight_exponent"], torch.ones(3, 13, dtype=F64))
+    barely = sample(ess_floor=1e-12)  # never binding: bit-identical to the exact weights
+    assert torch.equal(barely.x, exact.x) and torch.equal(barely.outputs["std"], exact.outputs["std"])
+    chains = sample(ess_floor=1.0)  # the weights never move: independent guided chains, never resampled
+    assert torch.equal(chains.state.log_weights, torch.zeros_like(chains.state.log_weights))
+    assert float(chains.outputs["resamples"].sum()) == 0 and float(chains.outputs["weight_exponent"].max()) < 1
+    middle = sample(ess_floor=0.95)
+    exponent = middle.outputs["weight_exponent"]
+    assert 0 < float(exponent.min()) < 1 and float(exponent.max()) == 1.0  # tempered at some steps only
+    assert float(middle.outputs["resamples"].sum()) > 0  # the weights still accumulate and resample
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="ess_floor"):
+            S.smc(4, sigmas=grid, ess_floor=bad)

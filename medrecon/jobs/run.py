@@ -295,6 +295,10 @@ def _ensemble_outputs(
         "resamples": resamples,
         "degenerate_slices": sorted(set(collapsed) | set(heavy)),
     }
+    if "weight_exponent" in merged:  # 1 everywhere: exact weights; below 1: tempered by the ESS floor
+        exponent = merged["weight_exponent"].to(torch.float64)
+        summary["weight_exponent_mean"] = [round(float(v), 4) for v in exponent.mean(1)]
+        summary["exact_weights"] = bool((exponent == 1).all())
     if summary["degenerate_slices"]:
         summary["warning"] = (
             f"the ensemble degenerated on {len(summary['degenerate_slices'])} of {ess.shape[0]} slices (resampled "

@@ -398,24 +398,27 @@ def _ensemble(name: str, prior_meta: dict[str, Any], build: Callable[..., Any], 
 
 
 def _tweedie_ensemble(name: str, prior_meta: dict[str, Any], particles: int, steps: int, ess_threshold: float,
-                      lam: float, cg_iters: int, level: float, grid: str, clip: bool | None) -> SamplerComponent:
+                      ess_floor: float, lam: float, cg_iters: int, level: float, grid: str,
+                      clip: bool | None) -> SamplerComponent:
     """``smc`` or ``tds`` (the Tweedie twist with the isotropic or the network Jacobian) on the prior's grid."""
     from ..samplers import smc as ensembles
 
-    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "lam": lam,
-                "cg_iters": cg_iters, "level": level, "grid": grid}
+    settings = {"particles": particles, "steps": steps, "ess_threshold": ess_threshold, "ess_floor": ess_floor,
+                "lam": lam, "cg_iters": cg_iters, "level": level, "grid": grid}
     return _ensemble(name, prior_meta, getattr(ensembles, name), settings, steps, particles, grid, clip,
-                     ess_threshold=ess_threshold, lam=lam, sigma_data=_sigma_data(prior_meta), cg_iters=cg_iters,
-                     tol=1e-6, level=level)
+                     ess_threshold=ess_threshold, ess_floor=ess_floor, lam=lam, sigma_data=_sigma_data(prior_meta),
+                     cg_iters=cg_iters, tol=1e-6, level=level)
 
 
-@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, ess_floor=_UNIT, lam=_POSITIVE, cg_iters=_ONE,
+              level=_LEVEL)
 def smc(
     prior_meta: dict[str, Any],
     *,
     particles: int = D.SMC.particles,
     steps: int = D.SMC.steps,
     ess_threshold: float = D.SMC.ess_threshold,
+    ess_floor: float = D.SMC.ess_floor,
     lam: float = D.SMC.lam,
     cg_iters: int = D.SMC.cg_iters,
     level: float = D.SMC.level,
@@ -430,22 +433,27 @@ def smc(
         particles: particles per slice (network samples per call = particles x slices in a chunk).
         steps: noise levels (= network calls).
         ess_threshold: resample a slice's particles when their normalised ESS falls below this.
+        ess_floor: temper each step's weight increment so the normalised ESS stays at or above this (0: exact
+            weights; see medrecon.samplers.smc.TwistedSMC).
         lam: weight of the twist's Tweedie variance.
         cg_iters: CG iterations of the twist's measurement-space solve.
         level: credible level of the interval maps.
         grid: noise levels: karras over the prior's trained range, or vp.
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
-    return _tweedie_ensemble("smc", prior_meta, particles, steps, ess_threshold, lam, cg_iters, level, grid, clip)
+    return _tweedie_ensemble("smc", prior_meta, particles, steps, ess_threshold, ess_floor, lam, cg_iters, level,
+                             grid, clip)
 
 
-@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, lam=_POSITIVE, cg_iters=_ONE, level=_LEVEL)
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, ess_floor=_UNIT, lam=_POSITIVE, cg_iters=_ONE,
+              level=_LEVEL)
 def tds(
     prior_meta: dict[str, Any],
     *,
     particles: int = D.SMC.particles,
     steps: int = D.SMC.steps,
     ess_threshold: float = D.SMC.ess_threshold,
+    ess_floor: float = D.SMC.ess_floor,
     lam: float = D.SMC.lam,
     cg_iters: int = D.SMC.cg_iters,
     level: float = D.SMC.level,
@@ -459,16 +467,19 @@ def tds(
         particles: particles per slice.
         steps: noise levels (= network calls, each with a backward pass).
         ess_threshold: resample when the normalised ESS falls below this.
+        ess_floor: temper each step's weight increment so the normalised ESS stays at or above this (0: exact
+            weights; see medrecon.samplers.smc.TwistedSMC).
         lam: weight of the twist's Tweedie variance.
         cg_iters: CG iterations of the twist's measurement-space solve.
         level: credible level of the interval maps.
         grid: noise levels: karras over the prior's trained range, or vp.
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
     """
-    return _tweedie_ensemble("tds", prior_meta, particles, steps, ess_threshold, lam, cg_iters, level, grid, clip)
+    return _tweedie_ensemble("tds", prior_meta, particles, steps, ess_threshold, ess_floor, lam, cg_iters, level,
+                             grid, clip)
 
 
-@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, cg_iters=_ONE, level=_LEVEL,
+@value_ranges(particles=_ONE, steps=_ONE, ess_threshold=_FRACTION, ess_floor=_UNIT, cg_iters=_ONE, level=_LEVEL,
               corrector_steps=_NON_NEGATIVE, kappa=_NON_NEGATIVE)
 def afdps(
     prior_meta: dict[str, Any],
@@ -479,6 +490,7 @@ def afdps(
     corrector_steps: int = D.SMC.corrector_steps,
     kappa: float = 0.0,
     ess_threshold: float = D.SMC.ess_threshold,
+    ess_floor: float = D.SMC.ess_floor,
     cg_iters: int = D.SMC.cg_iters,
     level: float = D.SMC.level,
     grid: Literal["karras", "vp"] = "karras",
@@ -495,6 +507,8 @@ def afdps(
         corrector_steps: Langevin steps per level (ode; each one network call).
         kappa: anneal the likelihood width as sigma_y^2 + kappa sigma^2 (0: AFDPS's plain likelihood).
         ess_threshold: resample when the normalised ESS falls below this.
+        ess_floor: temper each step's weight increment so the normalised ESS stays at or above this (0: exact
+            weights; see medrecon.samplers.smc.TwistedSMC).
         cg_iters: CG iterations of the measurement-space solves.
         level: credible level of the interval maps.
         grid: noise levels: karras over the prior's trained range, or vp.
@@ -503,11 +517,11 @@ def afdps(
     from ..samplers import smc as ensembles
 
     settings = {"particles": particles, "steps": steps, "variant": variant, "corrector_steps": corrector_steps,
-                "kappa": kappa, "ess_threshold": ess_threshold, "cg_iters": cg_iters, "level": level,
-                "grid": grid}
+                "kappa": kappa, "ess_threshold": ess_threshold, "ess_floor": ess_floor, "cg_iters": cg_iters,
+                "level": level, "grid": grid}
     return _ensemble("afdps", prior_meta, ensembles.afdps, settings, steps, particles, grid, clip,
                      variant=variant, corrector_steps=corrector_steps, kappa=kappa, ess_threshold=ess_threshold,
-                     cg_iters=cg_iters, tol=1e-6, level=level)
+                     ess_floor=ess_floor, cg_iters=cg_iters, tol=1e-6, level=level)
 
 
 _J = D.JOINT_DEHAZING

@@ -15,7 +15,14 @@ from typing import Literal
 import torch
 
 from ..schedules import vp_linear
-from .particles import ess_fraction, gather_particles, normalised, systematic_indices, weighted_summary
+from .particles import (
+    ess_fraction,
+    gather_particles,
+    normalised,
+    systematic_indices,
+    tempering_exponent,
+    weighted_summary,
+)
 from .sampler import TwistedSMC
 from .twists import MeasurementTwist, TweedieTwist, Twist
 
@@ -31,6 +38,7 @@ __all__ = [
     "smc",
     "systematic_indices",
     "tds",
+    "tempering_exponent",
     "weighted_summary",
 ]
 

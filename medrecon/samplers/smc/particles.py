@@ -6,7 +6,8 @@ import torch
 
 from medrecon.metrics.calibration import effective_sample_size
 
-__all__ = ["ess_fraction", "gather_particles", "normalised", "systematic_indices", "weighted_summary"]
+__all__ = ["ess_fraction", "gather_particles", "normalised", "systematic_indices", "tempering_exponent",
+           "weighted_summary"]
 
 
 def normalised(log_weights: torch.Tensor) -> torch.Tensor:
@@ -17,6 +18,22 @@ def normalised(log_weights: torch.Tensor) -> torch.Tensor:
 def ess_fraction(log_weights: torch.Tensor) -> torch.Tensor:
     """Normalised effective sample size ``1 / (P sum_p w_p^2)`` per image, in ``(0, 1]``; shape ``(B,)``."""
     return effective_sample_size(log_weights, dim=0)
+
+
+def tempering_exponent(increment: torch.Tensor, ess_floor: float, iters: int = 40) -> torch.Tensor:
+    """The largest ``alpha`` in ``[0, 1]`` per image such that the log-weight increment ``alpha * increment`` on
+    its own (from equal weights) keeps a normalised ESS of at least ``ess_floor`` (bisection; ``1`` where the
+    whole increment does; a floor of 1 admits only ``alpha = 0`` unless the increment is constant). Shapes
+    ``(P, B)`` in, ``(B,)`` out."""
+    inc = increment.to(torch.float64)
+    full = ess_fraction(inc) >= ess_floor
+    lo = torch.zeros(inc.shape[1], dtype=torch.float64, device=inc.device)
+    hi = torch.ones_like(lo)
+    for _ in range(iters if ess_floor < 1 else 0):
+        mid = 0.5 * (lo + hi)
+        ok = ess_fraction(mid * inc) >= ess_floor
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    return torch.where(full, torch.ones_like(lo), lo)
 
 
 def systematic_indices(log_weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

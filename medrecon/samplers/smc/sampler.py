@@ -45,7 +45,7 @@ from ..ddim import clip_to_range
 from ..problem import InverseProblem
 from ..state import Sampler, State
 from ..transitions import GaussianStep, ddim_transition, draw, gaussian_like, log_density
-from .particles import ess_fraction, gather_particles, systematic_indices, weighted_summary
+from .particles import ess_fraction, gather_particles, systematic_indices, tempering_exponent, weighted_summary
 from .twists import Twist
 
 __all__ = ["TwistedSMC"]
@@ -76,6 +76,14 @@ class TwistedSMC(Sampler):
         level: credible level of the interval maps.
         clip: clamp every Tweedie estimate to this range (the prior's data range); None leaves it.
         network_batch: evaluate the denoiser on at most this many particles at a time (None: all at once).
+        ess_floor: in [0, 1]; each step's log-weight increment is multiplied by the largest ``alpha`` in [0, 1]
+            whose increment alone keeps a normalised ESS at or above it (``tempering_exponent``; the
+            ``weight_exponent`` trace in the outputs), so one step never costs more than ``1 - ess_floor`` of the
+            ESS; the weights still accumulate over steps and trigger resampling. 0 (the
+            default) never tempers: the exact sampler. Where the likelihood carries far more information than
+            ``P`` particles can weigh (image-sized problems: log-weight spreads of hundreds of nats per step), the
+            exponent falls towards 0 and the ensemble becomes ``P`` independent guided chains, whose spread is
+            the uncertainty estimate; the trace says which regime a run was in.
     """
 
     def __init__(
@@ -94,8 +102,11 @@ class TwistedSMC(Sampler):
         clip: tuple[float, float] | None = None,
         network_batch: int | None = None,
         init_var: float = 1.0,
+        ess_floor: float = 0.0,
     ):
         super().__init__(sigmas, init_var)
+        if not 0 <= ess_floor <= 1:
+            raise ValueError(f"ess_floor must lie in [0, 1] (0: exact weights), got {ess_floor}")
         if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
             raise ValueError(f"particles must be an integer of at least 1, got {particles!r}")
         if not 0 < ess_threshold <= 1:
@@ -122,7 +133,7 @@ class TwistedSMC(Sampler):
         self.particles, self.twist, self.proposal, self.predictor = particles, twist, proposal, predictor
         self.eta, self.ess_threshold, self.start = (eta if predictor == "sde" else 0.0), ess_threshold, start
         self.corrector_steps, self.corrector_step, self.level = corrector_steps, corrector_step, level
-        self.clip, self.network_batch = clip, network_batch
+        self.clip, self.network_batch, self.ess_floor = clip, network_batch, ess_floor
         self.requires_grad = twist.network_gradient and (proposal == "gradient" or corrector_steps > 0)
 
     @property
@@ -182,6 +193,18 @@ class TwistedSMC(Sampler):
             state.aux["op_norm2"] = power_norm(problem.A.normal, start, iters=30).reshape(1)
         return float(state.aux["op_norm2"])
 
+    def _reweight(self, log_w: torch.Tensor, increment, aux: dict, k: int) -> torch.Tensor:
+        """``log_w + alpha * increment``: ``alpha = 1`` (exact), or the ESS-floor exponent (recorded in
+        ``aux["weight_exponent"][k]``)."""
+        if self.ess_floor == 0 or not torch.is_tensor(increment):
+            return log_w + increment
+        increment = increment.expand_as(log_w)
+        alpha = tempering_exponent(increment, self.ess_floor)
+        if "weight_exponent" in aux:  # states saved before the exponent existed carry none
+            aux["weight_exponent"] = aux["weight_exponent"].clone()
+            aux["weight_exponent"][k] = alpha.to(aux["weight_exponent"].dtype)
+        return log_w + alpha.to(log_w.dtype)[None, :] * increment
+
     def _resample(self, state: State, generator: torch.Generator) -> State:
         low = ess_fraction(state.log_weights) < self.ess_threshold
         if self.particles == 1 or not bool(low.any()):
@@ -214,6 +237,7 @@ class TwistedSMC(Sampler):
         aux = {
             "ess": torch.ones(self.num_steps + 1, b, dtype=real, device=template.device),
             "resamples": torch.zeros(b, dtype=real, device=template.device),
+            "weight_exponent": torch.ones(self.num_steps + 1, b, dtype=real, device=template.device),
         }
         return State(x=x, x0=torch.zeros_like(x), log_weights=x.new_zeros((self.particles, b), dtype=real), aux=aux)
 
@@ -223,8 +247,10 @@ class TwistedSMC(Sampler):
         sigma, sigma_next = self.sigmas[k], self.sigmas[k + 1]
         if "log_twist" not in state.aux:  # first step: evaluate at the start (one network call)
             x0, log_psi, grad = self._evaluate(denoiser, state.x, sigma, problem)
-            log_w = state.log_weights + (log_psi if self.start == "prior" else 0.0)
             aux = {**state.aux, "log_twist": log_psi, **({"twist_grad": grad} if grad is not None else {})}
+            log_w = state.log_weights
+            if self.start == "prior":
+                log_w = self._reweight(log_w, log_psi, aux, 0)
             aux["ess"] = aux["ess"].clone()
             aux["ess"][0] = ess_fraction(log_w)
             state = State(state.x, x0, log_w, k, aux)
@@ -244,7 +270,8 @@ class TwistedSMC(Sampler):
         x0_next, log_psi_next, grad_next = self._evaluate(denoiser, x_next, sigma_next, problem)
         if self.proposal != "conjugate":
             gain = gain + log_psi_next
-        log_w = log_w + gain - log_psi
+        aux = dict(state.aux)
+        log_w = self._reweight(log_w, gain - log_psi, aux, k + 1)
         if not bool(torch.isfinite(log_w).all()):
             raise FloatingPointError(
                 f"SMC weights became non-finite at step {k} (sigma = {sigma:.4g}): the proposal is unstable at "
@@ -253,7 +280,7 @@ class TwistedSMC(Sampler):
             for _ in range(self.corrector_steps):
                 x_next = self._langevin(state, x_next, x0_next, grad_next, sigma_next, problem, generator)
                 x0_next, log_psi_next, grad_next = self._evaluate(denoiser, x_next, sigma_next, problem)
-        aux = {**state.aux, "log_twist": log_psi_next}
+        aux["log_twist"] = log_psi_next
         if grad_next is not None:
             aux["twist_grad"] = grad_next
         aux["ess"] = aux["ess"].clone()
@@ -298,4 +325,6 @@ class TwistedSMC(Sampler):
             "upper": summary["upper"],
             "ess": state.aux["ess"].mT.contiguous(),
             "resamples": state.aux["resamples"],
+            **({"weight_exponent": state.aux["weight_exponent"].mT.contiguous()}
+               if "weight_exponent" in state.aux else {}),
         }
