@@ -1,0 +1,288 @@
+"""Synthetic-contrast axial MR magnitude slices from nilearn's MNI152 template and its tissue probability maps.
+
+The MRI counterpart of ``head_ct``: the same template planes (``head_ct.head_template``: the MNI152 2009a GM, WM
+and CSF probabilities and the 3D distances outside the brain, 1 mm voxels, from the installed nilearn package),
+rendered with random tissue intensities in the style of SynthSeg's contrast augmentation, so a prior trained on them
+sees T1-like, T2-like, FLAIR/PD-like and arbitrary contrasts rather than one template's.
+
+Per slice (all random, deterministic in the seed):
+  * anatomy: an axial position from the skull base to the vertex (linearly interpolated between template slices);
+    seven classes ``MR_SYNTH_CLASSES``: background air, CSF, GM, WM (partial volume from the probability maps),
+    skull bone (inner and outer tables with fatty diploic marrow between them), scalp soft tissue (galea, muscle,
+    skin) and a subcutaneous fat layer; shells of the brain (or, near the skull base, of its convex hull) by 3D
+    distance, their thicknesses varying smoothly around the head (CSF gap 0.5-3.5 mm, bone 3.5-9 mm, scalp 3-10
+    mm); below the brain's hull a random partition into bone, soft tissue, fat and air spaces (sinuses).
+  * contrast: one intensity per class, drawn independently from a T1-like (WM > GM > CSF, bright fat), T2-like
+    (CSF > GM > WM), FLAIR-like (dark CSF, GM > WM), PD-like (GM > WM, bright CSF) or uniformly random ordering;
+    bone and air stay dark; each class has a faint smooth texture.
+  * geometry: random in-plane rotation (mostly near upright, sometimes any angle), anisotropic zoom 0.9-1.1,
+    shift, field of view 225-285 mm across the shorter image side (square pixels), a smooth elastic deformation;
+    the class probabilities are resampled onto a grid of at most 1 mm and area-downsampled (anti-aliased, partial
+    volume at every edge), so any ``(H, W)`` works.
+  * acquisition: a smooth multiplicative bias field in [0.6, 1.4], an optional Gaussian blur (resolution variety),
+    an optional gamma, Rician noise (the magnitude of complex Gaussian noise, sigma 0.3-4% of the image's 99.5th
+    percentile, absent for a tenth of the slices).
+Intensity convention of the MRI training slices (``datasets.preprocess_axial_slice``): non-negative magnitude,
+anterior up, divided by the 99.5th percentile of the image, so the head lies in about [0, 1.2] and air near 0.
+
+The held-out slices use seeds ``MR_SYNTH_HELDOUT_SEEDS`` (training seeds are ``0..n-1``).
+
+``python -m medrecon.training.mri_synth --out DIR --count N [--size H W]`` writes ``DIR/train.npy`` (seeds
+``0..N-1``) and ``DIR/heldout.npy`` (float16, ``(N, H, W)`` and ``(32, H, W)``) and the manifest
+``data_manifests/prior_mri_synth_train.json``. Only the nilearn MNI152 template and tissue maps are read; no
+reserved image (Colin27, InVesalius Cranium, pydicom-data CT/MR) is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Literal, overload
+
+import numpy as np
+
+from .datasets import IMAGE_SIZE
+from .head_ct import HeadTemplate, _convex_shell, _plane, _smooth, head_template
+
+__all__ = [
+    "MANIFEST_PATH",
+    "MR_SYNTH_CLASSES",
+    "MR_SYNTH_CONTRASTS",
+    "MR_SYNTH_HELDOUT_SEEDS",
+    "main",
+    "mr_synth_heldout_slices",
+    "mr_synth_slices",
+    "mr_synth_training_set",
+    "random_mr_slice",
+]
+
+MR_SYNTH_HELDOUT_SEEDS = tuple(range(3_000_000, 3_000_032))
+MR_SYNTH_CLASSES = ("background", "csf", "gm", "wm", "bone", "soft_tissue", "fat")
+MR_SYNTH_CONTRASTS = ("t1", "t2", "flair", "pd", "random")
+MANIFEST_PATH = Path(__file__).resolve().parents[2] / "data_manifests" / "prior_mri_synth_train.json"
+_CONTRAST_P = (0.25, 0.25, 0.15, 0.1, 0.25)
+# Per contrast, the (low, high) intensity of CSF, GM, WM, bone, soft tissue, fat before the bias field and noise.
+_RANGES = {
+    "t1": ((0.05, 0.25), (0.4, 0.6), (0.65, 0.9), (0.0, 0.08), (0.3, 0.55), (0.8, 1.0)),
+    "t2": ((0.8, 1.0), (0.45, 0.65), (0.3, 0.45), (0.0, 0.06), (0.25, 0.45), (0.5, 0.9)),
+    "flair": ((0.0, 0.12), (0.55, 0.8), (0.38, 0.52), (0.0, 0.06), (0.3, 0.6), (0.4, 0.9)),
+    "pd": ((0.6, 0.95), (0.68, 0.85), (0.5, 0.63), (0.0, 0.08), (0.35, 0.6), (0.6, 1.0)),
+    "random": ((0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (0.0, 0.15), (0.0, 1.0), (0.0, 1.0)),
+}
+CSF, GM, WM, BONE, SOFT, FAT = range(1, 7)  # class indices (0 = background)
+
+
+def _tissue_planes(rng: np.random.Generator, tpl: HeadTemplate, z: float) -> np.ndarray:
+    """Probabilities of the six non-background classes on the template's 1 mm canvas: ``(6, Y, X)`` float32,
+    anterior up, summing to at most 1 (the rest is air)."""
+    gm, wm, csf, dist, hull_dist = (_plane(v, z) for v in (tpl.gm, tpl.wm, tpl.csf, tpl.dist, tpl.hull_dist))
+    shape = dist.shape
+    p = np.zeros((6,) + shape, dtype=np.float32)
+    inside = dist <= 0
+    p[CSF - 1], p[GM - 1], p[WM - 1] = np.where(inside, csf, 0), np.where(inside, gm, 0), np.where(inside, wm, 0)
+    if rng.random() < 0.8 and (hull_dist <= 0).any():  # skull base: wrap the skull round the section's convex hull
+        hull_dist = _convex_shell(hull_dist <= 0, hull_dist)
+    d = hull_dist
+    vary = _smooth(rng, shape, rng.uniform(15, 40))
+    gap = np.clip(rng.uniform(0.5, 3.5) * (1 + 0.3 * _smooth(rng, shape, 25)), 0.3, None)
+    bone_t = np.clip(rng.uniform(3.5, 9.0) * (1 + rng.uniform(0.1, 0.35) * vary), 2.0, None)
+    scalp_t = np.clip(rng.uniform(3.0, 10.0) * (1 + 0.3 * _smooth(rng, shape, 30)), 1.5, None)
+    gap_m = (d > 0) & (d <= gap)
+    bone_m = (d > gap) & (d <= gap + bone_t)
+    scalp_m = (d > gap + bone_t) & (d <= gap + bone_t + scalp_t)
+    p[CSF - 1][gap_m] = 1
+    depth = np.clip((d - gap) / bone_t, 0, 1)  # 0 at the inner table, 1 at the outer table
+    table = rng.uniform(0.18, 0.35)
+    mid = 1 - np.clip(np.minimum(depth, 1 - depth) / table - 0.5, 0, 1)  # 1 on the tables, 0 mid-diploe
+    marrow = np.where(bone_t > 4.0, (1 - mid) * rng.uniform(0.3, 0.9), 0.0)  # fatty diploic marrow
+    p[BONE - 1][bone_m] = (1 - marrow)[bone_m]
+    p[FAT - 1][bone_m] = marrow[bone_m]
+    s = (d - gap - bone_t) / scalp_t  # 0 at the outer table, 1 at the skin surface
+    if rng.random() < 0.85:  # galea / muscle, subcutaneous fat, skin
+        inner, skin = rng.uniform(0.15, 0.45), np.clip(rng.uniform(0.8, 2.0) / scalp_t, 0.05, 0.4)
+        fat_m = scalp_m & (s > inner) & (s <= 1 - skin)
+    else:
+        fat_m = np.zeros(shape, dtype=bool)
+    p[FAT - 1][fat_m] = 1
+    p[SOFT - 1][scalp_m & ~fat_m] = 1
+    base = (hull_dist <= 0) & ~inside  # within the hull, outside the brain: CSF near it, then a random partition
+    near = base & (dist <= rng.uniform(1, 4))
+    p[CSF - 1][near] = 1
+    rest = base & ~near
+    part = _smooth(rng, shape, rng.uniform(2, 6))
+    t_air, t_fat, t_soft = np.sort(rng.uniform(-1.5, 1.0, size=3))
+    p[BONE - 1][rest & (part > t_soft)] = 1
+    p[SOFT - 1][rest & (part <= t_soft) & (part > t_fat)] = 1
+    p[FAT - 1][rest & (part <= t_fat) & (part > t_air)] = 1
+    if rng.random() < 0.4:  # no air spaces in this section: soft tissue instead
+        p[SOFT - 1][rest & (part <= t_air)] = 1
+    return p
+
+
+def _warp_coords(rng: np.random.Generator, head: np.ndarray, shape: tuple[int, int], spacing: float,
+                 upright: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas (row, column) coordinates of each pixel of a ``shape`` grid of ``spacing`` mm: rotation, anisotropic
+    zoom, shift around the head's centre and a smooth elastic displacement."""
+    ys, xs = np.nonzero(head) if head.any() else (np.array([head.shape[0] / 2]), np.array([head.shape[1] / 2]))
+    cy, cx = ys.mean() + rng.uniform(-10, 10), xs.mean() + rng.uniform(-10, 10)
+    theta = rng.normal(0, np.radians(10)) if upright else rng.uniform(-np.pi, np.pi)
+    sy, sx = rng.uniform(0.9, 1.1, size=2)
+    v = (np.arange(shape[0]) - (shape[0] - 1) / 2)[:, None] * spacing
+    u = (np.arange(shape[1]) - (shape[1] - 1) / 2)[None, :] * spacing
+    c, s = np.cos(theta), np.sin(theta)
+    y = (c * v - s * u) / sy
+    x = (s * v + c * u) / sx
+    amp = rng.uniform(0, 4)  # mm
+    width = rng.uniform(15, 45) / spacing  # pixels
+    y = y + amp * _smooth(rng, shape, width)
+    x = x + amp * _smooth(rng, shape, width)
+    return y + cy, x + cx
+
+
+def _intensities(rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A contrast name and one intensity per class (background first, 0)."""
+    name = MR_SYNTH_CONTRASTS[int(rng.choice(len(MR_SYNTH_CONTRASTS), p=_CONTRAST_P))]
+    return name, np.array([0.0] + [rng.uniform(lo, hi) for lo, hi in _RANGES[name]])
+
+
+def _bias_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Smooth multiplicative field ``1 + a f`` with ``|f| <= 1`` (a smooth random field plus a linear ramp) and
+    ``a`` in [0, 0.4], so the gain lies in [0.6, 1.4]."""
+    yy = np.linspace(-1, 1, shape[0])[:, None]
+    xx = np.linspace(-1, 1, shape[1])[None, :]
+    f = _smooth(rng, shape, max(shape) * rng.uniform(0.25, 0.6)) + rng.normal(0, 1) * yy + rng.normal(0, 1) * xx
+    f = f / (np.abs(f).max() + 1e-12)
+    return 1 + rng.uniform(0, 0.4) * f
+
+
+def _normalise(img: np.ndarray) -> np.ndarray:
+    scale = float(np.percentile(img, 99.5))
+    return img / (scale if scale > 0 else float(img.max()) or 1.0)
+
+
+@overload
+def random_mr_slice(seed: int, shape: tuple[int, int] = ..., return_labels: Literal[False] = ...) -> np.ndarray:
+    ...
+
+
+@overload
+def random_mr_slice(seed: int, shape: tuple[int, int] = ..., *,
+                    return_labels: Literal[True]) -> tuple[np.ndarray, np.ndarray]:
+    ...
+
+
+def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                    return_labels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One synthetic axial MR magnitude slice ``shape = (H, W)``, float32, non-negative, divided by its 99.5th
+    percentile (deterministic in ``seed``). With ``return_labels`` also the dominant class per pixel, ``(H, W)``
+    uint8 indices into ``MR_SYNTH_CLASSES``."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    h, w = (int(n) for n in shape)
+    if h < 1 or w < 1:
+        raise ValueError(f"shape must be positive, got {shape}")
+    tpl = head_template()
+    rng = np.random.default_rng([seed, 1520])
+    z = rng.uniform(*tpl.z_range)
+    planes = _tissue_planes(rng, tpl, z)
+    spacing = rng.uniform(225, 285) / min(h, w)  # mm per output pixel
+    f = int(np.clip(np.ceil(spacing), 1, 4))  # render at <= 1 mm (at most 4x), then area-downsample
+    yc, xc = _warp_coords(rng, planes.sum(axis=0) > 0.5, (f * h, f * w), spacing / f, rng.random() < 0.75)
+    probs = np.stack([map_coordinates(pl, [yc, xc], order=1, mode="constant", cval=0.0) for pl in planes])
+    probs = np.clip(probs, 0, 1).reshape(6, h, f, w, f).mean(axis=(2, 4))
+    probs = np.concatenate([np.clip(1 - probs.sum(axis=0), 0, 1)[None], probs])  # background first
+    _, mean = _intensities(rng)
+    img = np.zeros((h, w))
+    for k in range(1, 7):
+        texture = 1 + rng.uniform(0, 0.08) * _smooth(rng, (h, w), rng.uniform(1, 4))
+        img += probs[k] * mean[k] * texture
+    img = np.clip(img, 0, None)
+    if rng.random() < 0.35:  # lower or anisotropic resolution
+        img = gaussian_filter(img, rng.uniform(0.3, 1.3, size=2))
+    img = _normalise(img * _bias_field(rng, (h, w)))
+    if rng.random() < 0.5:
+        img = img ** np.exp(rng.uniform(-0.3, 0.3))
+    if rng.random() < 0.9:  # Rician: the magnitude of the image plus complex Gaussian noise
+        sigma = rng.uniform(0.003, 0.04)
+        img = np.hypot(img + sigma * rng.standard_normal((h, w)), sigma * rng.standard_normal((h, w)))
+    out = _normalise(img).astype(np.float32)
+    if return_labels:
+        return out, np.argmax(probs, axis=0).astype(np.uint8)
+    return out
+
+
+def mr_synth_slices(seeds: range | list[int] | tuple[int, ...],
+                    shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+    """``random_mr_slice`` for each seed -> ``(len(seeds), H, W)`` float32 magnitude."""
+    if not len(seeds):
+        return np.zeros((0, *shape), np.float32)
+    return np.stack([random_mr_slice(int(s), shape) for s in seeds])
+
+
+def mr_synth_heldout_slices(shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+    """Held-out synthetic MR slices: seeds ``MR_SYNTH_HELDOUT_SEEDS`` -> ``(32, H, W)`` float32."""
+    return mr_synth_slices(MR_SYNTH_HELDOUT_SEEDS, shape)
+
+
+def mr_synth_training_set(n: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> tuple[np.ndarray, dict]:
+    """The training array ``(n, H, W)`` float32 (seeds ``0..n-1``) and its provenance record."""
+    if n > MR_SYNTH_HELDOUT_SEEDS[0]:
+        raise ValueError("the training seeds would overlap the held-out seeds")
+    return mr_synth_slices(range(n), shape), {
+        "sources": [("synthetic-contrast MR slices from the nilearn MNI152 (2009a) T1 template and its GM/WM "
+                     "probability maps (medrecon.training.mri_synth.random_mr_slice, anatomy from "
+                     "medrecon.training.head_ct.head_template)")],
+        "classes": list(MR_SYNTH_CLASSES),
+        "contrasts": dict(zip(MR_SYNTH_CONTRASTS, _CONTRAST_P)),
+        "augmentation": "random axial position, rotation, anisotropic zoom, shift, elastic warp; per-class random "
+                        "intensities; bias field in [0.6, 1.4]; optional blur and gamma; Rician noise",
+        "intensity": "non-negative magnitude, anterior up, divided by the image's 99.5th percentile",
+        "image_shape": [int(shape[0]), int(shape[1])],
+        "seeds": [0, n],
+        "heldout_seeds": [MR_SYNTH_HELDOUT_SEEDS[0], MR_SYNTH_HELDOUT_SEEDS[-1] + 1],
+        "real_images": "none",
+        "reserved_images": "never read: Colin27, InVesalius Cranium, pydicom-data CT and MR",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write ``train.npy`` / ``heldout.npy`` (float16) to ``--out`` and the manifest ``MANIFEST_PATH``."""
+    from ..files import atomic_path
+    from .prepare import _save, _versions
+
+    p = argparse.ArgumentParser(prog="python -m medrecon.training.mri_synth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="directory for the .npy arrays")
+    p.add_argument("--count", type=int, default=2000, help="training slices (seeds 0..count-1)")
+    p.add_argument("--size", type=int, nargs=2, default=[IMAGE_SIZE, IMAGE_SIZE], metavar=("H", "W"),
+                   help="image rows and columns")
+    a = p.parse_args(argv)
+    if a.count < 0 or min(a.size) < 1:
+        p.error("--count must be >= 0 and --size positive")
+    shape = (a.size[0], a.size[1])
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    arr, record = mr_synth_training_set(a.count, shape)
+    manifest = {
+        "name": "prior_mri_synth_train", "modality": "mri", "image_size": list(shape),
+        "licence": "synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
+                   "attribution)",
+        "generator": "medrecon.training.mri_synth (python -m medrecon.training.mri_synth --out DIR "
+                     f"--count {a.count} --size {shape[0]} {shape[1]})",
+        "counts": {"train": a.count, "heldout": len(MR_SYNTH_HELDOUT_SEEDS)},
+        "train": _save(out / "train.npy", arr),
+        "heldout": _save(out / "heldout.npy", mr_synth_heldout_slices(shape)),
+        "versions": _versions(["nilearn", "scipy", "scikit-image", "numpy", "medrecon"]),
+        "selection": record,
+    }
+    path = MANIFEST_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"train {manifest['train']['shape']} {manifest['train']['sha256']}; heldout {manifest['heldout']['shape']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
