@@ -87,6 +87,7 @@ def sliced_w2(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> flo
 
 
 def _samplers(steps: int, particles: int, sd: float) -> dict[str, Callable[[], object]]:
+    from medrecon import defaults as D
     from medrecon import samplers as S
     from medrecon.samplers import smc as E
 
@@ -101,6 +102,8 @@ def _samplers(steps: int, particles: int, sd: float) -> dict[str, Callable[[], o
         "RED-Diff": lambda: S.REDDiff(grid),
         f"SMC (P={particles})": lambda: E.smc(particles, sigmas=grid, sigma_data=sd),
         f"TDS (P={particles})": lambda: E.tds(particles, sigmas=grid, sigma_data=sd),
+        f"SMC, jobs' ESS floor and lam (P={particles})": lambda: E.smc(
+            particles, sigmas=grid, sigma_data=sd, ess_floor=D.SMC.ess_floor, lam=D.SMC.lam),
         f"AFDPS ode (P={particles})": lambda: E.afdps(particles, sigmas=grid, corrector_steps=3),
     }
 
