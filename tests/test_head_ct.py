@@ -9,6 +9,7 @@ from medrecon.errors import ConfigError
 from medrecon.training import config as train_config
 from medrecon.training import head_ct
 from medrecon.training import train as train_mod
+from tests.head_template_support import ellipsoid_template
 
 pytest.importorskip("nilearn")
 
@@ -16,17 +17,7 @@ pytest.importorskip("nilearn")
 @pytest.fixture()
 def small_template(monkeypatch):
     """A 96 x 112 x 40 mm ellipsoid "brain" (GM rim, WM core, CSF ventricles) in place of the MNI152 maps."""
-    from scipy.ndimage import distance_transform_edt
-
-    x, y, z = np.meshgrid(np.arange(96), np.arange(112), np.arange(40), indexing="ij")
-    r = np.sqrt(((x - 48) / 30) ** 2 + ((y - 56) / 36) ** 2 + ((z - 10) / 25) ** 2)
-    brain = r <= 1
-    vent = np.sqrt(((x - 48) / 5) ** 2 + ((y - 56) / 14) ** 2 + ((z - 12) / 8) ** 2) <= 1
-    gm = (brain & (r > 0.85)).astype(np.float32)
-    wm = (brain & (r <= 0.85) & ~vent).astype(np.float32)
-    csf = (brain & vent).astype(np.float32)
-    dist = distance_transform_edt(~brain).astype(np.float32)
-    tpl = head_ct.HeadTemplate(gm, wm, csf, dist, dist, (2, 30))
+    tpl = ellipsoid_template((96, 112, 40), (48, 56, 10), (30, 36, 25), (48, 56, 12), (5, 14, 8), 0.85, (2, 30))
     monkeypatch.setattr(head_ct, "head_template", lambda: tpl)
     return tpl
 

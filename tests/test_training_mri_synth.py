@@ -7,6 +7,7 @@ import pytest
 
 from medrecon.files import sha256_file
 from medrecon.training import head_ct, mri_synth
+from tests.head_template_support import ellipsoid_template
 
 pytest.importorskip("nilearn")
 
@@ -14,20 +15,9 @@ GM, WM, CSF = (mri_synth.MR_SYNTH_CLASSES.index(c) for c in ("gm", "wm", "csf"))
 
 
 @functools.lru_cache(maxsize=1)
-def _ellipsoid_template() -> head_ct.HeadTemplate:
-    """A 100 x 124 x 90 mm ellipsoid "brain" (GM rim, WM core, CSF ventricles) on a 1 mm grid padded for the
-    skull and scalp, in place of the MNI152 maps."""
-    from scipy.ndimage import distance_transform_edt
-
-    x, y, z = np.meshgrid(np.arange(150), np.arange(180), np.arange(60), indexing="ij")
-    r = np.sqrt(((x - 75) / 50) ** 2 + ((y - 90) / 62) ** 2 + ((z - 15) / 45) ** 2)
-    brain = r <= 1
-    vent = np.sqrt(((x - 75) / 8) ** 2 + ((y - 90) / 25) ** 2 + ((z - 18) / 10) ** 2) <= 1
-    gm = (brain & (r > 0.78)).astype(np.float32)
-    wm = (brain & (r <= 0.78) & ~vent).astype(np.float32)
-    csf = (brain & vent).astype(np.float32)
-    dist = distance_transform_edt(~brain).astype(np.float32)
-    return head_ct.HeadTemplate(gm, wm, csf, dist, dist, (5, 45))
+def _ellipsoid_template():
+    """A 100 x 124 x 90 mm ellipsoid "brain" on a 1 mm grid padded for the skull and scalp."""
+    return ellipsoid_template((150, 180, 60), (75, 90, 15), (50, 62, 45), (75, 90, 18), (8, 25, 10), 0.78, (5, 45))
 
 
 @pytest.fixture()
