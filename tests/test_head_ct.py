@@ -40,6 +40,29 @@ def test_air_outside_brain_and_skull_present(small_template):
         assert (hu > 500).sum() >= 10  # bone
 
 
+def test_scanner_pixel_spacing_sets_the_head_size(small_template):
+    """``spacing_mm`` fixes the mm per pixel whatever the grid; without it the frame holds a 220-300 mm field."""
+    area = {s: (head_ct.random_head_ct(2, 96, (s, s)) > -500).sum() for s in (1.5, 3.0)}
+    assert 3.2 < area[1.5] / area[3.0] < 4.8
+    np.testing.assert_array_equal(head_ct.random_head_ct(2, 32), head_ct.head_ct_slices([2], 32)[0])
+    with pytest.raises(ValueError, match="spacing_mm"):
+        head_ct.random_head_ct(0, 16, (1.0, 0.5))
+
+
+def test_cli_writes_native_spacing_arrays_under_their_own_name(small_template, tmp_path):
+    import json
+
+    assert head_ct.main(["--out", str(tmp_path), "--manifests", str(tmp_path), "--n-head", "2", "--n-phantom",
+                         "1", "--size", "32", "--spacing", "2", "3"]) == 0
+    arr = np.load(tmp_path / "ct_head_native_train.npy")
+    assert arr.shape == (3, 32, 32)
+    np.testing.assert_allclose(arr[1], head_ct.hu_to_unit(head_ct.random_head_ct(1, 32, (2, 3))), atol=1e-3)
+    m = json.loads((tmp_path / "prior_ct_head_native_train.json").read_text())
+    assert m["name"] == "prior_ct_head_native_train" and m["image_size"] == 32
+    assert m["selection"]["pixel_spacing_mm"] == [2.0, 3.0] and "--size 32 --spacing 2 3" in m["generator"]
+    assert not (tmp_path / "ct_head_train.npy").exists()
+
+
 @pytest.mark.slow
 def test_the_mni152_template_loads_offline_and_gives_head_slices():
     tpl = head_ct.head_template()

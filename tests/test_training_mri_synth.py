@@ -107,6 +107,56 @@ def test_cli_writes_the_arrays_and_the_manifest(small_template, tmp_path, monkey
     assert all(name in sel["reserved_images"] for name in ("Colin27", "Cranium", "pydicom"))
 
 
+def test_native_spacing_sets_the_head_size_whatever_the_grid(small_template):
+    """``spacing_mm`` fixes the mm per pixel: doubling it quarters the head's area and leaves air around it."""
+    areas = {}
+    for spacing in (1.6, 3.2):
+        img, labels = mri_synth.random_mr_slice(5, (128, 128), return_labels=True, spacing_mm=(spacing, spacing))
+        areas[spacing] = (labels > 0).sum()
+        assert np.percentile(img, 99.5) == pytest.approx(1.0, rel=1e-3)
+    assert 3.2 < areas[1.6] / areas[3.2] < 4.8
+    assert (_border(mri_synth.random_mr_slice(5, (128, 128), return_labels=True,
+                                              spacing_mm=(3.2, 3.2))[1]) == 0).all()
+    with pytest.raises(ValueError, match="spacing_mm"):
+        mri_synth.random_mr_slice(0, (16, 16), spacing_mm=(2.0, 1.0))
+
+
+def test_axial_positions_avoid_the_mri_heldout_band():
+    """Synthetic anatomy never comes from the template slices behind the MRI held-out and validation images."""
+    from types import SimpleNamespace
+
+    from medrecon.training.datasets import MRI_EXCLUDED_Z_1MM
+
+    tpl = SimpleNamespace(z_range=(37, 178))
+    rng = np.random.default_rng(0)
+    z = np.array([mri_synth._axial_position(rng, tpl) for _ in range(4000)])
+    lo, hi = (v + head_ct.PAD_MM for v in MRI_EXCLUDED_Z_1MM)
+    assert z.min() >= 37 and z.max() <= 178
+    assert not ((z > lo - 1) & (z < hi)).any()
+    assert (z < lo - 1).mean() == pytest.approx((lo - 1 - 37) / (lo - 1 - 37 + 178 - hi), abs=0.03)
+
+
+def test_cli_native_fields_of_view_and_template_copies(small_template, tmp_path, monkeypatch):
+    from medrecon.training import datasets
+
+    monkeypatch.setattr(mri_synth, "MANIFEST_PATH", tmp_path / "manifests" / "prior_mri_synth_train.json")
+    template = np.random.default_rng(1).random((2, 12, 12)).astype(np.float32)
+    monkeypatch.setattr(datasets, "mri_training_set",
+                        lambda: (template, {"sources": ["test"], "excluded_1mm_z": [95, 117]}))
+    out = tmp_path / "arrays"
+    assert mri_synth.main(["--out", str(out), "--count", "3", "--size", "24", "24", "--spacing", "2", "4",
+                           "--template-copies", "2"]) == 0
+    train = np.load(out / "train.npy")
+    assert train.shape == (3 + 2 * 2, 24, 24)
+    np.testing.assert_allclose(train[1], mri_synth.random_mr_slice(1, (24, 24), spacing_mm=(2, 4)), atol=2e-3)
+    np.testing.assert_allclose(train[3:5], train[5:7])
+    m = json.loads((tmp_path / "manifests" / "prior_mri_native_train.json").read_text())
+    assert m["name"] == "prior_mri_native_train" and m["counts"] == {"train": 7, "synthetic": 3, "heldout": 32}
+    assert m["selection"]["pixel_spacing_mm"] == [2.0, 4.0] and m["selection"]["template"]["copies"] == 2
+    assert "--spacing 2 4 --template-copies 2" in m["generator"]
+    assert not (tmp_path / "manifests" / "prior_mri_synth_train.json").exists()
+
+
 @pytest.mark.slow
 def test_mni152_slices_show_a_head_with_air_around_it():
     fractions = []

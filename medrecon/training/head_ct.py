@@ -233,14 +233,16 @@ def _support(rng: np.random.Generator, hu: np.ndarray, head: np.ndarray) -> None
     hu[arc] = rng.uniform(-300, 300)
 
 
-def _warp(rng: np.random.Generator, hu: np.ndarray, head: np.ndarray, n: int) -> np.ndarray:
-    """Resample the 1 mm canvas onto an ``(n, n)`` grid: random FOV, rotation, anisotropic zoom, shift and a
-    smooth elastic displacement; air outside."""
+def _warp(rng: np.random.Generator, hu: np.ndarray, head: np.ndarray, n: int,
+          spacing: float | None = None) -> np.ndarray:
+    """Resample the 1 mm canvas onto an ``(n, n)`` grid of ``spacing`` mm (default: a random FOV of 220-300 mm):
+    rotation, anisotropic zoom, shift and a smooth elastic displacement; air outside."""
     from scipy.ndimage import map_coordinates
 
     ys, xs = np.nonzero(head) if head.any() else (np.array([head.shape[0] / 2]), np.array([head.shape[1] / 2]))
     cy, cx = ys.mean() + rng.uniform(-12, 12), xs.mean() + rng.uniform(-12, 12)
-    spacing = rng.uniform(220, 300) / n  # mm per output pixel
+    fov_spacing = rng.uniform(220, 300) / n  # mm per output pixel
+    spacing = fov_spacing if spacing is None else spacing
     theta = rng.uniform(-np.pi, np.pi)
     sy, sx = rng.uniform(0.85, 1.15, size=2)
     g = (np.arange(n) - (n - 1) / 2) * spacing
@@ -255,12 +257,22 @@ def _warp(rng: np.random.Generator, hu: np.ndarray, head: np.ndarray, n: int) ->
     return map_coordinates(hu, [y + cy, x + cx], order=1, mode="constant", cval=AIR_HU)
 
 
-def random_head_ct(seed: int, size: int = IMAGE_SIZE) -> np.ndarray:
-    """One synthetic axial head-CT slice in HU, ``(size, size)`` float32 (deterministic in ``seed``)."""
+def random_head_ct(seed: int, size: int = IMAGE_SIZE, spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
+    """One synthetic axial head-CT slice in HU, ``(size, size)`` float32 (deterministic in ``seed``).
+
+    ``spacing_mm = (lo, hi)``: the pixel spacing is drawn log-uniformly in ``[lo, hi]`` mm whatever the grid (a
+    512x512 scanner slice has about 0.45 mm pixels); without it the field of view is 220-300 mm across the grid.
+    """
     from scipy.ndimage import gaussian_filter
 
     tpl = head_template()
     rng = np.random.default_rng([seed, 152])
+    spacing = None
+    if spacing_mm is not None:
+        lo, hi = (float(v) for v in spacing_mm)
+        if not 0 < lo <= hi:
+            raise ValueError(f"spacing_mm must satisfy 0 < lo <= hi, got {spacing_mm}")
+        spacing = float(np.exp(np.random.default_rng([seed, 153]).uniform(np.log(lo), np.log(hi)))) / 2
     z = rng.uniform(*tpl.z_range)
     gm, wm, csf, dist, hull_dist = (_plane(v, z) for v in (tpl.gm, tpl.wm, tpl.csf, tpl.dist, tpl.hull_dist))
     hu = np.full(dist.shape, AIR_HU, dtype=np.float64)
@@ -276,7 +288,7 @@ def random_head_ct(seed: int, size: int = IMAGE_SIZE) -> np.ndarray:
         _calcifications(rng, hu, np.where(inside, csf, 0))
     if rng.random() < 0.4:
         _support(rng, hu, masks["head"])
-    out = _warp(rng, hu, masks["head"], 2 * size).reshape(size, 2, size, 2).mean(axis=(1, 3))
+    out = _warp(rng, hu, masks["head"], 2 * size, spacing).reshape(size, 2, size, 2).mean(axis=(1, 3))
     if rng.random() < 0.8:
         noise = rng.standard_normal(out.shape)
         if rng.random() < 0.5:
@@ -286,23 +298,26 @@ def random_head_ct(seed: int, size: int = IMAGE_SIZE) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def head_ct_slices(seeds: range | list[int] | tuple[int, ...], size: int = IMAGE_SIZE) -> np.ndarray:
+def head_ct_slices(seeds: range | list[int] | tuple[int, ...], size: int = IMAGE_SIZE,
+                   spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
     """``random_head_ct`` for each seed -> ``(len(seeds), size, size)`` float32 HU."""
-    return np.stack([random_head_ct(int(s), size) for s in seeds]) if len(seeds) else np.zeros((0, size, size),
-                                                                                              np.float32)
+    if not len(seeds):
+        return np.zeros((0, size, size), np.float32)
+    return np.stack([random_head_ct(int(s), size, spacing_mm) for s in seeds])
 
 
-def head_ct_heldout_slices(size: int = IMAGE_SIZE) -> np.ndarray:
+def head_ct_heldout_slices(size: int = IMAGE_SIZE, spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
     """Held-out synthetic head CT in [0, 1] (HU window): seeds ``HEAD_CT_HELDOUT_SEEDS`` -> ``(32, size, size)``."""
-    return hu_to_unit(head_ct_slices(HEAD_CT_HELDOUT_SEEDS, size))
+    return hu_to_unit(head_ct_slices(HEAD_CT_HELDOUT_SEEDS, size, spacing_mm))
 
 
-def ct_head_training_set(n_head: int, n_phantom: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, dict]:
+def ct_head_training_set(n_head: int, n_phantom: int, size: int = IMAGE_SIZE,
+                         spacing_mm: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
     """The CT head prior's training array ``(n_head + n_phantom, size, size)`` float32 in [0, 1]: synthetic head
     slices (seeds ``0..n_head-1``) then ellipse phantoms (seeds ``0..n_phantom-1``), and its provenance record."""
     if n_head > HEAD_CT_HELDOUT_SEEDS[0] or n_phantom > CT_HELDOUT_SEEDS[0]:
         raise ValueError("the training seeds would overlap the held-out seeds")
-    head = hu_to_unit(head_ct_slices(range(n_head), size))
+    head = hu_to_unit(head_ct_slices(range(n_head), size, spacing_mm))
     phantoms = [hu_to_unit(random_ct_phantom(HEAD_CT_PHANTOM_SEED_OFFSET + s, size)) for s in range(n_phantom)]
     arr = np.concatenate([head, np.stack(phantoms) if phantoms else np.zeros((0, size, size), np.float32)])
     return arr.astype(np.float32), {
@@ -316,6 +331,7 @@ def ct_head_training_set(n_head: int, n_phantom: int, size: int = IMAGE_SIZE) ->
         "order": "head slices first, then phantoms",
         "heldout_head_seeds": [HEAD_CT_HELDOUT_SEEDS[0], HEAD_CT_HELDOUT_SEEDS[-1] + 1],
         "heldout_phantom_seeds": [CT_HELDOUT_SEEDS[0], CT_HELDOUT_SEEDS[-1] + 1],
+        "pixel_spacing_mm": (None if spacing_mm is None else [float(spacing_mm[0]), float(spacing_mm[1])]),
         "real_images": "none",
     }
 
@@ -331,24 +347,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifests", default="data_manifests", help="directory for the manifest")
     p.add_argument("--n-head", type=int, default=2100, help="synthetic head slices")
     p.add_argument("--n-phantom", type=int, default=900, help="ellipse phantoms")
+    p.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+    p.add_argument("--spacing", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="pixel spacing range in mm (writes ct_head_native_*.npy and prior_ct_head_native_train.json)")
     a = p.parse_args(argv)
+    if a.spacing is not None and not 0 < a.spacing[0] <= a.spacing[1]:
+        p.error("--spacing needs 0 < LO <= HI")
+    spacing = None if a.spacing is None else (a.spacing[0], a.spacing[1])
+    stem = "ct_head" if spacing is None else "ct_head_native"
+    flags = ("" if a.size == IMAGE_SIZE else f" --size {a.size}") + (
+        "" if spacing is None else f" --spacing {spacing[0]:g} {spacing[1]:g}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    arr, record = ct_head_training_set(a.n_head, a.n_phantom)
+    arr, record = ct_head_training_set(a.n_head, a.n_phantom, a.size, spacing)
     manifest = {
-        "name": "prior_ct_head_train", "modality": "ct", "image_size": IMAGE_SIZE,
+        "name": f"prior_{stem}_train", "modality": "ct", "image_size": a.size,
         "licence": "synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
                    "attribution)",
         "generator": "medrecon.training.head_ct (python -m medrecon.training.head_ct --out DIR "
-                     f"--n-head {a.n_head} --n-phantom {a.n_phantom})",
+                     f"--n-head {a.n_head} --n-phantom {a.n_phantom}{flags})",
         "counts": {"head": a.n_head, "phantom": a.n_phantom},
-        "train": _save(out / "ct_head_train.npy", arr),
-        "heldout": _save(out / "ct_head_heldout.npy", head_ct_heldout_slices()),
+        "train": _save(out / f"{stem}_train.npy", arr),
+        "heldout": _save(out / f"{stem}_heldout.npy", head_ct_heldout_slices(a.size, spacing)),
         "versions": _versions(["nilearn", "scipy", "numpy", "medrecon"]),
         "selection": record,
     }
     Path(a.manifests).mkdir(parents=True, exist_ok=True)
-    with atomic_path(Path(a.manifests) / "prior_ct_head_train.json") as tmp:
+    with atomic_path(Path(a.manifests) / f"prior_{stem}_train.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"train {manifest['train']['shape']} {manifest['train']['sha256']}; heldout {manifest['heldout']['shape']}")
     return 0

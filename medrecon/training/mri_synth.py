@@ -42,8 +42,8 @@ from typing import Literal, overload
 
 import numpy as np
 
-from .datasets import IMAGE_SIZE
-from .head_ct import HeadTemplate, _convex_shell, _plane, _smooth, head_template
+from .datasets import IMAGE_SIZE, MRI_EXCLUDED_Z_1MM
+from .head_ct import PAD_MM, HeadTemplate, _convex_shell, _plane, _smooth, head_template
 
 __all__ = [
     "MANIFEST_PATH",
@@ -120,6 +120,17 @@ def _tissue_planes(rng: np.random.Generator, tpl: HeadTemplate, z: float) -> np.
     return p
 
 
+def _axial_position(rng: np.random.Generator, tpl: HeadTemplate) -> float:
+    """A fractional axial index of the padded template, uniform over its usable range outside the band whose
+    template slices are the MRI held-out images (``datasets.MRI_EXCLUDED_Z_1MM``, widened by one slice for the
+    linear interpolation)."""
+    lo, hi = tpl.z_range
+    band_lo, band_hi = (z + PAD_MM for z in MRI_EXCLUDED_Z_1MM)
+    below, above = max(0.0, min(hi, band_lo - 1) - lo), max(0.0, hi - max(lo, band_hi))
+    t = rng.uniform(0, below + above)
+    return lo + t if t < below else max(lo, band_hi) + (t - below)
+
+
 def _warp_coords(rng: np.random.Generator, head: np.ndarray, shape: tuple[int, int], spacing: float,
                  upright: bool) -> tuple[np.ndarray, np.ndarray]:
     """Canvas (row, column) coordinates of each pixel of a ``shape`` grid of ``spacing`` mm: rotation, anisotropic
@@ -162,21 +173,28 @@ def _normalise(img: np.ndarray) -> np.ndarray:
 
 
 @overload
-def random_mr_slice(seed: int, shape: tuple[int, int] = ..., return_labels: Literal[False] = ...) -> np.ndarray:
+def random_mr_slice(seed: int, shape: tuple[int, int] = ..., return_labels: Literal[False] = ...,
+                    spacing_mm: tuple[float, float] | None = ...) -> np.ndarray:
     ...
 
 
 @overload
-def random_mr_slice(seed: int, shape: tuple[int, int] = ..., *,
-                    return_labels: Literal[True]) -> tuple[np.ndarray, np.ndarray]:
+def random_mr_slice(seed: int, shape: tuple[int, int] = ..., *, return_labels: Literal[True],
+                    spacing_mm: tuple[float, float] | None = ...) -> tuple[np.ndarray, np.ndarray]:
     ...
 
 
 def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
-                    return_labels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                    return_labels: bool = False,
+                    spacing_mm: tuple[float, float] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic axial MR magnitude slice ``shape = (H, W)``, float32, non-negative, divided by its 99.5th
     percentile (deterministic in ``seed``). With ``return_labels`` also the dominant class per pixel, ``(H, W)``
-    uint8 indices into ``MR_SYNTH_CLASSES``."""
+    uint8 indices into ``MR_SYNTH_CLASSES``.
+
+    ``spacing_mm = (lo, hi)``: native fields of view. The pixel spacing is drawn log-uniformly in ``[lo, hi]`` mm
+    whatever the grid, so the head may fill a fraction of the frame (empty air around it) or overflow it, as in
+    scanner reconstructions; without it the field of view is 225-285 mm across the shorter side (a filled frame).
+    """
     from scipy.ndimage import gaussian_filter, map_coordinates
 
     h, w = (int(n) for n in shape)
@@ -184,9 +202,15 @@ def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
         raise ValueError(f"shape must be positive, got {shape}")
     tpl = head_template()
     rng = np.random.default_rng([seed, 1520])
-    z = rng.uniform(*tpl.z_range)
+    z = _axial_position(rng, tpl)
     planes = _tissue_planes(rng, tpl, z)
-    spacing = rng.uniform(225, 285) / min(h, w)  # mm per output pixel
+    if spacing_mm is None:
+        spacing = rng.uniform(225, 285) / min(h, w)  # mm per output pixel
+    else:
+        lo, hi = (float(v) for v in spacing_mm)
+        if not 0 < lo <= hi:
+            raise ValueError(f"spacing_mm must satisfy 0 < lo <= hi, got {spacing_mm}")
+        spacing = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     f = int(np.clip(np.ceil(spacing), 1, 4))  # render at <= 1 mm (at most 4x), then area-downsample
     yc, xc = _warp_coords(rng, planes.sum(axis=0) > 0.5, (f * h, f * w), spacing / f, rng.random() < 0.75)
     probs = np.stack([map_coordinates(pl, [yc, xc], order=1, mode="constant", cval=0.0) for pl in planes])
@@ -212,31 +236,37 @@ def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
     return out
 
 
-def mr_synth_slices(seeds: range | list[int] | tuple[int, ...],
-                    shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+def mr_synth_slices(seeds: range | list[int] | tuple[int, ...], shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                    spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
     """``random_mr_slice`` for each seed -> ``(len(seeds), H, W)`` float32 magnitude."""
     if not len(seeds):
         return np.zeros((0, *shape), np.float32)
-    return np.stack([random_mr_slice(int(s), shape) for s in seeds])
+    return np.stack([random_mr_slice(int(s), shape, spacing_mm=spacing_mm) for s in seeds])
 
 
-def mr_synth_heldout_slices(shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+def mr_synth_heldout_slices(shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                            spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
     """Held-out synthetic MR slices: seeds ``MR_SYNTH_HELDOUT_SEEDS`` -> ``(32, H, W)`` float32."""
-    return mr_synth_slices(MR_SYNTH_HELDOUT_SEEDS, shape)
+    return mr_synth_slices(MR_SYNTH_HELDOUT_SEEDS, shape, spacing_mm)
 
 
-def mr_synth_training_set(n: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> tuple[np.ndarray, dict]:
+def mr_synth_training_set(n: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                          spacing_mm: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
     """The training array ``(n, H, W)`` float32 (seeds ``0..n-1``) and its provenance record."""
     if n > MR_SYNTH_HELDOUT_SEEDS[0]:
         raise ValueError("the training seeds would overlap the held-out seeds")
-    return mr_synth_slices(range(n), shape), {
+    fov = ("field of view 225-285 mm across the shorter side" if spacing_mm is None else
+           f"native fields of view: pixel spacing log-uniform in [{spacing_mm[0]}, {spacing_mm[1]}] mm")
+    return mr_synth_slices(range(n), shape, spacing_mm), {
         "sources": [("synthetic-contrast MR slices from the nilearn MNI152 (2009a) T1 template and its GM/WM "
                      "probability maps (medrecon.training.mri_synth.random_mr_slice, anatomy from "
                      "medrecon.training.head_ct.head_template)")],
         "classes": list(MR_SYNTH_CLASSES),
         "contrasts": dict(zip(MR_SYNTH_CONTRASTS, _CONTRAST_P)),
-        "augmentation": "random axial position, rotation, anisotropic zoom, shift, elastic warp; per-class random "
-                        "intensities; bias field in [0.6, 1.4]; optional blur and gamma; Rician noise",
+        "augmentation": "random axial position (outside the MRI held-out band, template slices 95-116), rotation, "
+                        f"anisotropic zoom, shift, elastic warp, {fov}; per-class random intensities; bias field "
+                        "in [0.6, 1.4]; optional blur and gamma; Rician noise",
+        "pixel_spacing_mm": None if spacing_mm is None else [float(spacing_mm[0]), float(spacing_mm[1])],
         "intensity": "non-negative magnitude, anterior up, divided by the image's 99.5th percentile",
         "image_shape": [int(shape[0]), int(shape[1])],
         "seeds": [0, n],
@@ -244,6 +274,20 @@ def mr_synth_training_set(n: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SI
         "real_images": "none",
         "reserved_images": "never read: Colin27, InVesalius Cranium, pydicom-data CT and MR",
     }
+
+
+def _with_template(arr: np.ndarray, record: dict, shape: tuple[int, int], copies: int) -> tuple[np.ndarray, dict]:
+    """Append ``copies`` copies of ``datasets.mri_training_set`` resized (bilinear) to ``shape``."""
+    from skimage.transform import resize
+
+    from .datasets import mri_training_set
+
+    tpl, tpl_record = mri_training_set()
+    tpl = np.stack([resize(im, shape, order=1, preserve_range=True) for im in tpl]).astype(np.float32)
+    record = dict(record, template={"copies": copies, "count": int(len(tpl)), "resized_to": list(shape),
+                                    "sources": tpl_record["sources"],
+                                    "excluded_1mm_z": tpl_record["excluded_1mm_z"]})
+    return np.concatenate([arr] + [tpl] * copies), record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,26 +301,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=2000, help="training slices (seeds 0..count-1)")
     p.add_argument("--size", type=int, nargs=2, default=[IMAGE_SIZE, IMAGE_SIZE], metavar=("H", "W"),
                    help="image rows and columns")
+    p.add_argument("--spacing", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="native fields of view: pixel spacing range in mm (manifest prior_mri_native_train.json)")
+    p.add_argument("--template-copies", type=int, default=0, metavar="K",
+                   help="append K copies of the shipped mri prior's training set (MNI152 slices and phantoms, "
+                        "datasets.mri_training_set) resized to the grid")
     a = p.parse_args(argv)
-    if a.count < 0 or min(a.size) < 1:
-        p.error("--count must be >= 0 and --size positive")
+    if a.count < 0 or min(a.size) < 1 or a.template_copies < 0:
+        p.error("--count and --template-copies must be >= 0 and --size positive")
+    if a.spacing is not None and not 0 < a.spacing[0] <= a.spacing[1]:
+        p.error("--spacing needs 0 < LO <= HI")
     shape = (a.size[0], a.size[1])
+    spacing = None if a.spacing is None else (a.spacing[0], a.spacing[1])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    arr, record = mr_synth_training_set(a.count, shape)
+    arr, record = mr_synth_training_set(a.count, shape, spacing)
+    name = "prior_mri_synth_train" if spacing is None else "prior_mri_native_train"
+    flags = "" if spacing is None else f" --spacing {spacing[0]:g} {spacing[1]:g}"
+    if a.template_copies:
+        arr, record = _with_template(arr, record, shape, a.template_copies)
+        flags += f" --template-copies {a.template_copies}"
     manifest = {
-        "name": "prior_mri_synth_train", "modality": "mri", "image_size": list(shape),
+        "name": name, "modality": "mri", "image_size": list(shape),
         "licence": "synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
                    "attribution)",
         "generator": "medrecon.training.mri_synth (python -m medrecon.training.mri_synth --out DIR "
-                     f"--count {a.count} --size {shape[0]} {shape[1]})",
-        "counts": {"train": a.count, "heldout": len(MR_SYNTH_HELDOUT_SEEDS)},
+                     f"--count {a.count} --size {shape[0]} {shape[1]}{flags})",
+        "counts": {"train": int(len(arr)), "synthetic": a.count, "heldout": len(MR_SYNTH_HELDOUT_SEEDS)},
         "train": _save(out / "train.npy", arr),
-        "heldout": _save(out / "heldout.npy", mr_synth_heldout_slices(shape)),
+        "heldout": _save(out / "heldout.npy", mr_synth_heldout_slices(shape, spacing)),
         "versions": _versions(["nilearn", "scipy", "scikit-image", "numpy", "medrecon"]),
         "selection": record,
     }
-    path = MANIFEST_PATH
+    path = MANIFEST_PATH.with_name(f"{name}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
