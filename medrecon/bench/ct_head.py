@@ -8,10 +8,12 @@ sparse-view reconstruction check.
   (a) held-out synthetic head CT (``head_ct.HEAD_CT_HELDOUT_SEEDS``), (b) the held-out ellipse phantoms of the
   shipped CT prior (``datasets.CT_HELDOUT_SEEDS``), (c) real head CT: InVesalius "Cranium" slices 8-23
   (validation only; resized to 128 as ``jobs.image_sets`` does).
-* Reconstruction (``--steps`` > 0): parallel-beam CT, ``--views`` views over 180 degrees, sinogram noise
-  0.005 x max, on Cranium slices ``CRANIUM_RECON_SLICES`` through the job runner (``run_job``): DDS with each
-  prior and the TV baseline, PSNR and SSIM per image with the image's maximum as data range (as
-  ``medrecon bench quality``).
+* Reconstruction (``--steps`` > 0): parallel-beam CT, ``--views`` views over 180 degrees (one table per count),
+  sinogram noise 0.005 x max, on Cranium slices (``--recon-slices``: ``CRANIUM_RECON_SLICES`` or the
+  validation or test slices of ``jobs.image_sets``) at ``--size`` (the stored 256x256 grid of 0.957 mm pixels
+  resized bilinearly; 512 is an upsampled grid of 0.479 mm) through the job runner (``run_job``): DDS with each
+  prior and the TV baseline (``--tv-lams``: also at these weights, so TV can be tuned at each grid), PSNR and
+  SSIM per image with the image's maximum as data range (as ``medrecon bench quality``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,16 @@ __all__ = ["CRANIUM_CHECK_SLICES", "CRANIUM_RECON_SLICES", "SET_NAMES", "denoisi
 SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CRANIUM_CHECK_SLICES = tuple(range(8, 24))
 CRANIUM_RECON_SLICES = (8, 11, 17, 20)
+CRANIUM_GRID, CRANIUM_PIXEL_MM = 256, 0.957  # the stored Cranium slices: 256x256 of 0.957 mm
+
+
+def _recon_sets() -> dict[str, tuple[int, ...]]:
+    from ..jobs.image_sets import CRANIUM_TEST_SLICES, CT_VALIDATION_SLICES
+
+    return {"check": CRANIUM_RECON_SLICES, "validation": CT_VALIDATION_SLICES, "test": CRANIUM_TEST_SLICES}
+
+
+RECON_SETS = _recon_sets()
 
 
 SET_NAMES = {"head": "synthetic head CT (held-out seeds)", "phantoms": "ellipse phantoms (CT held-out set)",
@@ -51,12 +63,14 @@ def sets(count: int = 0, which: tuple[str, ...] = tuple(SET_NAMES)) -> dict[str,
 
 def denoising_table(priors: dict[str, torch.nn.Module], images: dict[str, np.ndarray],
                     sigmas: tuple[float, ...] = SIGMAS, seed: int = 4321) -> dict[str, dict[str, dict[float, float]]]:
-    """``set -> prior -> sigma -> mean PSNR (dB)`` of each prior's denoiser (same noise for every prior)."""
+    """``set -> prior -> sigma -> mean PSNR (dB)`` of each prior's denoiser (same noise for every prior; complex
+    images get complex noise)."""
     from ..training.evaluate import denoising_psnr
 
     table: dict[str, dict[str, dict[float, float]]] = {}
     for set_name, arr in images.items():
-        x = torch.from_numpy(np.ascontiguousarray(arr)).float()
+        x = torch.from_numpy(np.ascontiguousarray(arr))
+        x = x.to(torch.complex64) if x.is_complex() else x.float()
         table[set_name] = {}
         for name, prior in priors.items():
             g = torch.Generator().manual_seed(seed)
@@ -66,24 +80,27 @@ def denoising_table(priors: dict[str, torch.nn.Module], images: dict[str, np.nda
     return table
 
 
-def _cranium_data(*, slices: list[int]):
-    """Job data component: the given Cranium slices (< 24) in attenuation, as ``jobs.image_sets.ct_slices``."""
+def _cranium_data(*, slices: list[int], size: int = 128):
+    """Job data component: the given Cranium slices (< 54) in attenuation at ``size x size`` (stored at 256x256,
+    0.957 mm pixels; resized bilinearly), as ``jobs.image_sets.ct_slices``, with the resized pixel spacing in the
+    affine."""
     from ..io.hu import hu_to_mu
     from ..jobs.image_sets import ct_validation_slices
     from ..jobs.problem import Volume
 
-    if max(slices) > CRANIUM_CHECK_SLICES[-1]:
-        raise ValueError("the reconstruction check uses Cranium slices 8-23 only")
-    unit = torch.from_numpy(ct_validation_slices(slices=tuple(slices)))
+    unit = torch.from_numpy(ct_validation_slices(size, slices=tuple(slices)))
     image = hu_to_mu(unit * 2000.0 - 1000.0)
-    return Volume("ct", None, image=image, reference=image, affine=np.eye(4),
-                  attrs={"hu": True, "max": float(image.max()), "image_set": f"cranium {slices}"})
+    spacing = CRANIUM_PIXEL_MM * CRANIUM_GRID / size
+    return Volume("ct", None, image=image, reference=image, affine=np.diag([spacing, spacing, 1.5, 1.0]),
+                  attrs={"hu": True, "max": float(image.max()), "image_set": f"cranium {slices} at {size}"})
 
 
 def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON_SLICES, views: int = 16,
-                steps: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
+                steps: int = 30, seed: int = 0, size: int = 128,
+                tv_lams: tuple[float, ...] | None = None) -> dict[str, dict[str, float]]:
     """``method -> {"psnr", "psnr_std", "ssim", "ssim_std", "seconds"}``: DDS (``steps``) with each prior
-    (``name -> prior section``) and TV, on parallel-beam CT of ``views`` views of the given Cranium slices."""
+    (``name -> prior section``) and TV (the default weight, or each ``lam_rel`` of ``tv_lams``), on parallel-beam
+    CT of ``views`` views of the given Cranium slices at ``size x size``."""
     from ..jobs.registry import REGISTRY
     from ..jobs.run import run_job
     from ..jobs.spec import parse_spec
@@ -100,26 +117,34 @@ def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON
         return {"psnr": float(np.mean(ps)), "psnr_std": float(np.std(ps)), "ssim": float(np.mean(ss)),
                 "ssim_std": float(np.std(ss)), "seconds": seconds}
 
+    def job(prior: dict, baselines: list[str], tv: dict, dds_steps: int = steps):
+        return parse_spec({
+            "data": {"kind": kind, "slices": list(slices), "size": size},
+            "operator": {"kind": "parallel_beam_ct", "views": views, "arc_deg": 180.0, "noise": 0.005},
+            "prior": prior, "sampler": {"kind": "dds", "steps": dds_steps},
+            "run": {"seed": seed, "device": "cpu", "batch_size": 64, "sigma_y": "auto", "checkpoint_every": 0,
+                    "baselines": baselines, "outputs": []},
+            **({"baseline": {"tv": tv}} if tv else {}),
+        })
+
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, prior) in enumerate(priors.items()):
-            spec = parse_spec({
-                "data": {"kind": kind, "slices": list(slices)},
-                "operator": {"kind": "parallel_beam_ct", "views": views, "arc_deg": 180.0, "noise": 0.005},
-                "prior": prior, "sampler": {"kind": "dds", "steps": steps},
-                "run": {"seed": seed, "device": "cpu", "batch_size": 64, "sigma_y": "auto", "checkpoint_every": 0,
-                        "baselines": ["tv"] if k == 0 else [], "outputs": []},
-            })
-            result = run_job(spec, out=Path(tmp) / str(k), progress=False)
+            result = run_job(job(prior, ["tv"] if k == 0 else [], {}), out=Path(tmp) / str(k), progress=False)
             timings = result.record["timings"]
             rows[f"DDS {steps} steps, {name}"] = score(result.reference, result.reconstruction,
                                                        timings["sampling_s"])
             if k == 0:
                 rows["TV"] = score(result.reference, result.baselines["tv"], timings["baselines_s"]["tv"])
+        for lam in tv_lams or ():
+            spec = job(next(iter(priors.values())), ["tv"], {"lam_rel": lam}, dds_steps=1)  # the TV row only
+            result = run_job(spec, out=Path(tmp) / f"tv{lam:g}", progress=False)
+            rows[f"TV, lam_rel {lam:g}"] = score(result.reference, result.baselines["tv"],
+                                                  result.record["timings"]["baselines_s"]["tv"])
     return rows
 
 
 def _prior_section(name: str) -> dict:
-    if name in ("ct", "ct_head"):
+    if name in ("ct", "ct_head", "ct_head_native"):
         return {"kind": "default"} if name == "ct" else {"kind": "default", "name": name}
     return {"kind": "checkpoint", "path": name}
 
@@ -155,21 +180,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=0, help="images per set (0: all)")
     p.add_argument("--sets", default=",".join(SET_NAMES), help=f"comma-separated subset of {','.join(SET_NAMES)}")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in SIGMAS))
-    p.add_argument("--views", type=int, default=16)
+    p.add_argument("--views", default="16", help="comma-separated view counts of the reconstruction check")
     p.add_argument("--steps", type=int, default=30, help="DDS steps of the reconstruction check (0: skip it)")
+    p.add_argument("--size", type=int, default=128, help="grid of the reconstruction check (Cranium is 256x256)")
+    p.add_argument("--recon-slices", choices=tuple(RECON_SETS), default="check",
+                   help="Cranium slices of the reconstruction check: check (8, 11, 17, 20), the validation or test "
+                        "slices of jobs.image_sets")
+    p.add_argument("--tv-lams", default="", help="comma-separated TV weights (lam_rel) to run beside the default")
     p.add_argument("--out", default=None, help="JSON file for the numbers")
     a = p.parse_args(argv)
     names = a.priors.split(",")
     priors = {n: load_prior(n) for n in names}
-    table = denoising_table(priors, sets(a.count, tuple(a.sets.split(","))),
+    table = denoising_table(priors, sets(a.count, tuple(k for k in a.sets.split(",") if k)),
                             tuple(float(s) for s in a.sigmas.split(",")))
-    recon = recon_check({n: _prior_section(n) for n in names}, views=a.views, steps=a.steps) if a.steps else None
-    text = render(table, recon)
-    print(text)
+    text = render(table, None)
+    print(text, flush=True)
+    recon = {}
+    slices = RECON_SETS[a.recon_slices]
+    lams = tuple(float(v) for v in a.tv_lams.split(",") if v)
+    for views in (int(v) for v in a.views.split(",")) if a.steps else ():
+        recon[views] = recon_check({n: _prior_section(n) for n in names}, slices=slices, views=views,
+                                   steps=a.steps, size=a.size, tv_lams=lams)
+        block = f"**{views} views, {a.size}x{a.size}, Cranium slices {list(slices)}**\n\n" + render({}, recon[views])
+        print(block, flush=True)
+        text += "\n" + block
     if a.out:
         Path(a.out).write_text(json.dumps({"priors": names, "denoising_psnr_db": table, "recon": recon,
-                                           "recon_slices": list(CRANIUM_RECON_SLICES), "views": a.views},
-                                          indent=1) + "\n")
+                                           "recon_slices": list(slices), "size": a.size}, indent=1) + "\n")
     return 0
 
 
