@@ -166,6 +166,19 @@ def test_crop_trains_on_windows_and_is_validated(tmp_path):
         train_config.load_config(_config(tmp_path, "bad", extra_data=("crop = 32",)))
 
 
+def test_the_training_pixel_spacing_becomes_the_sidecars_promise(tmp_path):
+    import json
+
+    _train(_config(tmp_path, "spaced", extra_data=("pixel_spacing_mm = [0.45, 1.2]",), steps=1), tmp_path / "s")
+    serves = json.loads((tmp_path / "s" / "spaced.json").read_text())["serves"]
+    assert serves["pixel_spacing_mm"] == [0.45, 1.2] and serves["pad"] is True
+    _train(_config(tmp_path, "plain", steps=1), tmp_path / "p")
+    assert "pixel_spacing_mm" not in json.loads((tmp_path / "p" / "plain.json").read_text())["serves"]
+    for bad in ("[1.2, 0.45]", "[0.5]", "[0, 1]"):
+        with pytest.raises(ConfigError, match="pixel_spacing_mm"):
+            train_config.load_config(_config(tmp_path, "bad", extra_data=(f"pixel_spacing_mm = {bad}",)))
+
+
 def test_blend_interpolates_weights_and_refuses_other_conventions(tmp_path):
     from safetensors.torch import load_file
 

@@ -16,7 +16,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "data": {
         "source": (str, "npy"), "path": (str, ""), "sha256": (str, ""), "manifest": (str, ""),
         "augment": (bool, True), "image_size": (int, 128), "heldout": (str, ""), "slice_axis": (int, 2),
-        "crop": (int, 0),
+        "crop": (int, 0), "pixel_spacing_mm": (list, []),
     },
     "model": {k: ((int, list), None) for k in UNET_KEYS if k not in ("in_channels", "out_channels")},
     "train": {
@@ -103,6 +103,11 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
         raise ConfigError(f"{where}: train.sigma_data must be a number or 'auto', got {sd!r}")
     if cfg["train"]["batch_size"] < 1 or cfg["train"]["max_steps"] < 0:
         raise ConfigError(f"{where}: train.batch_size must be >= 1 and train.max_steps >= 0")
+    spacing = cfg["data"]["pixel_spacing_mm"]
+    if spacing and not (len(spacing) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in spacing) and 0 < spacing[0] <= spacing[1]):
+        raise ConfigError(f"{where}: data.pixel_spacing_mm = {spacing} must be [lo, hi] mm with 0 < lo <= hi "
+                          "([]: not stated)")
     crop = cfg["data"]["crop"]
     if crop < 0 or crop > cfg["data"]["image_size"]:
         raise ConfigError(f"{where}: data.crop = {crop} must lie in [0, data.image_size] (0: no crop)")

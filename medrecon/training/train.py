@@ -69,7 +69,7 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 # Keys added after the first recipes: left out of the digest at their defaults, so earlier runs still resume.
-LATER_KEYS = {("data", "crop"): 0, ("train", "init_from"): ""}
+LATER_KEYS = {("data", "crop"): 0, ("data", "pixel_spacing_mm"): [], ("train", "init_from"): ""}
 
 
 def _config_digest(cfg: dict[str, Any]) -> str:
@@ -313,6 +313,8 @@ def train(run: Run) -> dict[str, Any]:
     else:  # any grid padded to the U-Net's multiple (attention at the lowest level is size-agnostic)
         meta["serves"] = {"min_size": [4 * multiple] * 2, "max_size": [640, 640], "multiple_of": multiple,
                           "pad": True, "intensity_range": list(IMAGE_META[modality][0])}
+    if data["pixel_spacing_mm"]:  # the pixel sizes of the training images, which the sidecar then promises
+        meta["serves"]["pixel_spacing_mm"] = [float(v) for v in data["pixel_spacing_mm"]]
     save_checkpoint(run.out / name, ema.state_dict(), meta)
     return {"steps": step, "loss": last_loss, "heldout_psnr_db": psnr, "stopped_by": stopped_by,
             "checkpoint": str(run.out / f"{name}.json")}
