@@ -16,35 +16,55 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["add_arguments", "main", "write_native_file"]
+__all__ = ["add_arguments", "main", "recon_size", "write_native_file"]
 
-LABELS = {"dds": "DDS (shipped prior)", "zero_filled": "zero-filled", "cg_sense": "CG-SENSE",
+LABELS = {"dds": "DDS", "zero_filled": "zero-filled", "cg_sense": "CG-SENSE",
           "l1_wavelet": "L1-wavelet"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, default=320, help="image side in pixels (1 mm)")
+    parser.add_argument("--size", type=int, nargs="+", default=[320], metavar="N",
+                        help="k-space grid: one side (square) or rows and columns, e.g. 640 368 (1 mm pixels; "
+                             "reconstructed at the fastMRI recon size, 320x320 for 640x368)")
     parser.add_argument("--coils", type=int, default=15, help="birdcage coils")
     parser.add_argument("--slices", type=int, default=2, help="held-out slices (of 12)")
     parser.add_argument("--noise", type=float, default=0.0, help="k-space noise std per real component")
     parser.add_argument("--job", default="fastmri_dds_4x.toml", help="shipped (or any) fastMRI job file")
+    parser.add_argument("--prior", default=None,
+                        help="override the job's prior: a shipped prior's name (e.g. mri) or a checkpoint sidecar .json")
+    parser.add_argument("--no-fov", action="store_true",
+                        help="write no field of view (the prior's pixel-spacing check then does not apply)")
     parser.add_argument("--steps", type=int, default=None, help="override sampler.steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 
 
-def write_native_file(path: Path, size: int, coils: int, slices: int, noise: float, seed: int = 0) -> Path:
-    """A fully sampled ``(slices, coils, size, size)`` fastMRI file of MNI152 held-out slices at 1 mm."""
+def recon_size(grid: tuple[int, int]) -> tuple[int, int]:
+    """fastMRI's recon size of a k-space grid: 320x320 for the 640x368 brain and knee grids (readout
+    oversampled twice), otherwise the grid itself."""
+    return (grid[0] // 2, grid[0] // 2) if grid[0] >= 2 * 320 and grid[1] >= grid[0] // 2 else grid
+
+
+def write_native_file(path: Path, size: int | tuple[int, int], coils: int, slices: int, noise: float,
+                      seed: int = 0, fov: bool = True) -> Path:
+    """A fully sampled ``(slices, coils, H, W)`` fastMRI file of MNI152 held-out slices at 1 mm, zero-padded to the
+    grid ``size`` (``H = W = size`` for an int), with the fastMRI RSS reference at ``recon_size`` and, with
+    ``fov``, the header's field of view (1 mm recon pixels)."""
     from ..io.fastmri import rss_reference, write_fastmri
     from ..io.simulate import simulate_multicoil
     from ..samplers.transitions import gaussian_like
     from ..training.datasets import mni152_heldout_slices
 
-    images = torch.from_numpy(mni152_heldout_slices(size, resample=False)[:slices])
+    h, w = (size, size) if isinstance(size, int) else size
+    square = mni152_heldout_slices(max(h, w), resample=False)[:slices]
+    top, left = (max(h, w) - h) // 2, (max(h, w) - w) // 2
+    images = torch.from_numpy(np.ascontiguousarray(square[:, top:top + h, left:left + w]))
     gen = torch.Generator().manual_seed(seed)
     sim = simulate_multicoil(images, coils=coils, generator=gen)
     kspace = sim.kspace + noise * gaussian_like(sim.kspace, gen) if noise > 0 else sim.kspace
     kspace = kspace.to(torch.complex64)
-    return write_fastmri(path, kspace, rss_reference(kspace, (size, size)), acquisition="AXT1")
+    rec = recon_size((h, w))
+    return write_fastmri(path, kspace, rss_reference(kspace, rec), acquisition="AXT1", recon_size=rec,
+                         fov_mm=(float(rec[1]), float(rec[0])) if fov else None)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,11 +74,19 @@ def main(args: argparse.Namespace) -> int:
 
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_native_file(Path(tmp) / "native.h5", args.size, args.coils, args.slices, args.noise)
+        if len(args.size) > 2:
+            raise SystemExit("--size takes one side or rows and columns")
+        grid = (args.size[0], args.size[-1])
+        data = write_native_file(Path(tmp) / "native.h5", grid, args.coils, args.slices, args.noise,
+                                 fov=not args.no_fov)
         overrides = [f'data.path="{data}"', f'run.out="{Path(tmp) / "out"}"', f'run.device="{args.device}"',
                      "run.outputs=[]", "run.checkpoint_every=0"]
         if args.steps is not None:
             overrides.append(f"sampler.steps={args.steps}")
+        if args.prior is not None and args.prior.endswith(".json"):
+            overrides += ['prior.kind="checkpoint"', f'prior.path="{Path(args.prior).resolve()}"']
+        elif args.prior is not None:
+            overrides.append(f'prior.name="{args.prior}"')
         spec = load_spec(args.job, overrides)
         result = run_job(spec, progress=False)
     rec = result.record
@@ -67,8 +95,9 @@ def main(args: argparse.Namespace) -> int:
     timings = rec["timings"]
     seconds = {sampler: timings["sampling_s"], **timings["baselines_s"]}
     lines = [
-        f"{args.size}x{args.size}, {args.coils} coils, {args.slices} MNI152 held-out slices at 1 mm, noise "
-        f"{args.noise:g}, job {Path(args.job).name} ({rec.get('problem', {}).get('mask', '')}; "
+        f"{grid[0]}x{grid[1]} k-space, recon {recon_size(grid)[0]}x{recon_size(grid)[1]}, {args.coils} coils, "
+        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g}, job {Path(args.job).name}, prior "
+        f"{rec.get('prior', {}).get('weights', '')} ({rec.get('problem', {}).get('mask', '')}; "
         f"{threads} thread(s), {args.device})",
         "",
         "| method | NFE | PSNR dB | SSIM | seconds |",

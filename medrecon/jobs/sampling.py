@@ -26,6 +26,7 @@ __all__ = [
     "SAMPLERS",
     "SamplerComponent",
     "afdps",
+    "coil_support",
     "check_sampler_noise",
     "ddim_projection",
     "dds",
@@ -621,6 +622,21 @@ def check_sampler_noise(component: SamplerComponent, sigma_y: float) -> None:
             "which needs measurement noise sigma_y > 0 (set run.sigma_y, or 'auto' on data with noise)")
 
 
+def coil_support(op: Any) -> torch.Tensor | None:
+    """``(b, H, W)`` (or ``(1, H, W)`` for shared maps) mask of the pixels some coil sees, for an operator with
+    coil maps (``op.coils.smaps``); None when every pixel is seen or the operator has none. ESPIRiT maps vanish
+    outside the object (their eigenvalue crop), where no measurement constrains the image and SENSE's minimum-norm
+    solution is zero: the samplers hold the prior's estimate at zero there too."""
+    coils = getattr(op, "coils", None)
+    smaps = getattr(coils, "smaps", None)
+    if not isinstance(smaps, torch.Tensor):
+        return None
+    seen = (smaps.abs() ** 2).sum(dim=-3) > 0
+    if bool(seen.all()):
+        return None
+    return seen if seen.ndim == 3 else seen.unsqueeze(0)
+
+
 def sample_chunk(
     component: SamplerComponent,
     prior: Any,
@@ -647,7 +663,7 @@ def sample_chunk(
         from ..priors.stacked import StackedDenoiser
 
         prior = StackedDenoiser([prior, *(p.to(y.device) for p in component.further_priors.values())])
-    problem = samplers.InverseProblem(op, y, sigma_y)
+    problem = samplers.InverseProblem(op, y, sigma_y, coil_support(op))
     callbacks = [] if callback is None else [lambda state, info: callback(state)]
     result = samplers.run(
         component.sampler,

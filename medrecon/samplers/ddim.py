@@ -46,22 +46,23 @@ def tweedie_with_dc(
     clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x0_hat, x0')``: the Tweedie estimate ``D(x, sigma)`` (clamped to ``clip``, the prior's data range, when
-    given) and its data-consistent update, both detached.
+    given; zero outside the problem's ``support``) and its data-consistent update, both detached.
 
     Builds ``x0_hat`` with autograd enabled when ``dc.needs_grad``; ``x0' = x0_hat`` without ``dc``.
     """
+    restrict = problem.restrict if problem is not None else (lambda v: v)
     if dc is None:
-        x0 = clip_to_range(denoiser(x, sigma), clip)
+        x0 = restrict(clip_to_range(denoiser(x, sigma), clip))
         return x0, x0
     if problem is None:
         raise ValueError("data consistency needs an InverseProblem")
     if dc.needs_grad:
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            x0 = clip_to_range(denoiser(xg, sigma), clip)
+            x0 = restrict(clip_to_range(denoiser(xg, sigma), clip))
             x0_dc = dc(x0, xg, sigma, problem)
         return x0.detach(), x0_dc.detach()
-    x0 = clip_to_range(denoiser(x, sigma), clip)
+    x0 = restrict(clip_to_range(denoiser(x, sigma), clip))
     return x0, dc(x0, x, sigma, problem)
 
 

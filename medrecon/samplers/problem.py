@@ -19,11 +19,15 @@ class InverseProblem:
         y: measurements ``(B, *range)``; ``B`` independent problems share ``A`` (or ``A`` carries per-sample
             buffers broadcast along ``B``).
         sigma_y: measurement noise std in the units of ``y`` (0 for noiseless data).
+        support: optional ``(B, *domain)`` or ``(1, *domain)`` mask, 1 where the image may be non-zero and 0 where
+            it is known to vanish (e.g. outside the coil maps' support, which no measurement sees): the samplers
+            set the prior's estimate to zero there (``restrict``). None: no constraint.
     """
 
     A: LinearOperator
     y: torch.Tensor
     sigma_y: float = 0.0
+    support: torch.Tensor | None = None
     _adjoint_y: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -87,7 +91,17 @@ class InverseProblem:
 
     def select(self, start: int, stop: int) -> InverseProblem:
         """The sub-problem of samples ``start:stop`` (the operator is shared)."""
-        return InverseProblem(self.A, self.y[start:stop], self.sigma_y)
+        support = self.support
+        if support is not None and support.shape[0] > 1:
+            support = support[start:stop]
+        return InverseProblem(self.A, self.y[start:stop], self.sigma_y, support)
+
+    def restrict(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` set to zero outside ``support``: ``x`` is ``(B, *domain)`` or ``(P, B, *domain)`` (P particles of
+        each problem, as the SMC samplers hold them); unchanged without a support."""
+        if self.support is None:
+            return x
+        return x * self.support.to(device=x.device, dtype=x.real.dtype)
 
     def _require_noise(self) -> None:
         if not self.sigma_y > 0:

@@ -115,7 +115,7 @@ class REDDiff(Sampler):
         mu = state.x0
         eps = gaussian_like(mu, generator)
         x = mu + sigma * eps
-        eps_hat = (x - denoiser(x, sigma)) / sigma
+        eps_hat = (x - problem.restrict(denoiser(x, sigma))) / sigma
         grad = (self.lam * weight(self.weighting, sigma)) * (eps_hat - eps)
         noiseless = problem.sigma_y == 0
         if not noiseless:
@@ -128,6 +128,7 @@ class REDDiff(Sampler):
         update = (adam_m / (1 - b1**t)) / ((adam_v / (1 - b2**t)).sqrt() + self.adam_eps)
         new_mu = _real(mu) - self.lr * update
         new_mu = torch.view_as_complex(new_mu.contiguous()) if mu.is_complex() else new_mu
+        new_mu = problem.restrict(new_mu)  # projected onto the support (zero where no measurement sees the image)
         if noiseless:
             new_mu = self.projection.solve(new_mu, problem, problem.y)
         return state.advance(x, new_mu, adam_m=adam_m, adam_v=adam_v)

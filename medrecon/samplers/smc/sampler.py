@@ -160,11 +160,11 @@ class TwistedSMC(Sampler):
         if self.twist.network_gradient and gradient:
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
-                x0 = self._denoise(denoiser, xg, sigma)
+                x0 = problem.restrict(self._denoise(denoiser, xg, sigma))
                 log_psi, grad = self.twist(xg, x0, sigma, problem, True)
             return x0.detach(), log_psi.detach(), grad.detach()
         with torch.no_grad():
-            x0 = self._denoise(denoiser, x, sigma)
+            x0 = problem.restrict(self._denoise(denoiser, x, sigma))
         log_psi, grad = self.twist(x, x0, sigma, problem, gradient)
         return x0, log_psi, grad
 
