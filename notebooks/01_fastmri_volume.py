@@ -165,20 +165,23 @@ print(f"sigma_y {sigma_y:.3g} per real component")
 # `(A^H A + rho I) x = A^H y + rho x0_hat`, where `rho = lam sigma_y^2 / Var[x0 | x_t]` follows the measurement
 # noise and the current noise level (noiseless data: the normal equations). The sampler is the job's `dds`
 # component with the defaults of `medrecon.defaults.DDS`; the driver times every step and can checkpoint. Like
-# a job, slices run in chunks of `BATCH_SIZE`, each with its own seed `chunk_seed(SEED, k)`.
+# a job, slices run in chunks of `BATCH_SIZE`, each with its own seed `chunk_seed(SEED, k)`. Outside the coil maps'
+# support no coil measures anything: `coil_support` marks those pixels and the sampler holds them at zero, as
+# SENSE's minimum-norm solution does.
 
 # %%
 import time
 
 from medrecon import samplers
 from medrecon.jobs.run import chunk_seed
-from medrecon.jobs.sampling import dds
+from medrecon.jobs.sampling import coil_support, dds
 
 sampler = dds(prior.meta, steps=STEPS).sampler
 start, parts, network_seconds = time.perf_counter(), [], 0.0
 for k, first in enumerate(range(0, len(slices), BATCH_SIZE)):
     sl = slice(first, first + BATCH_SIZE)
-    problem = samplers.InverseProblem(multicoil_mri(smaps[sl], mask.mask), y[sl] / scale, sigma_y / scale)
+    op = multicoil_mri(smaps[sl], mask.mask)
+    problem = samplers.InverseProblem(op, y[sl] / scale, sigma_y / scale, coil_support(op))
     result = samplers.run(sampler, problem, prior, torch.Generator().manual_seed(chunk_seed(SEED, k)),
                           progress=False)
     parts.append(result.x * scale)
