@@ -28,6 +28,22 @@ def test_a_640x368_file_states_its_recon_grid_and_1mm_pixels(tmp_path):
     assert bare.kspace_shape == bare.recon_size == (48, 48) and bare.pixel_spacing is None
 
 
+def test_noisy_files_carry_the_noiseless_reference_unless_asked(tmp_path):
+    import h5py
+
+    def reference(name, **kw):
+        path = native.write_native_file(tmp_path / name, 48, coils=2, slices=1, noise=0.02, fov=False, **kw)
+        with h5py.File(path, "r") as f:
+            return f["reconstruction_rss"][()]
+
+    clean = native.write_native_file(tmp_path / "c.h5", 48, coils=2, slices=1, noise=0.0, fov=False)
+    with h5py.File(clean, "r") as f:
+        truth = f["reconstruction_rss"][()]
+    assert np.array_equal(reference("n.h5"), truth)
+    noisy = reference("m.h5", clean_reference=False)
+    assert not np.allclose(noisy, truth) and np.abs(noisy - truth).max() < 0.5 * truth.max()
+
+
 def test_the_ct_check_runs_at_another_grid_with_tv_weights():
     from medrecon.bench import ct_head
     from medrecon.jobs.image_sets import CRANIUM_PATH
@@ -36,8 +52,8 @@ def test_the_ct_check_runs_at_another_grid_with_tv_weights():
         pytest.skip("the InVesalius Cranium example is not installed")
     pytest.importorskip("monai")
     rows = ct_head.recon_check({"ct": {"kind": "default"}}, slices=(8,), views=8, steps=1, size=48,
-                               tv_lams=(0.01,))
-    assert list(rows) == ["DDS 1 steps, ct", "TV", "TV, lam_rel 0.01"]
+                               tv_lams=(0.01,), dds={"cg_iters": 2})
+    assert list(rows) == ["DDS 1 steps, cg_iters 2, ct", "TV", "TV, lam_rel 0.01"]
     assert all(np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rows.values())
     assert rows["TV"]["psnr"] != rows["TV, lam_rel 0.01"]["psnr"]
     volume = ct_head._cranium_data(slices=[8], size=64)

@@ -97,10 +97,12 @@ def _cranium_data(*, slices: list[int], size: int = 128):
 
 def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON_SLICES, views: int = 16,
                 steps: int = 30, seed: int = 0, size: int = 128,
-                tv_lams: tuple[float, ...] | None = None) -> dict[str, dict[str, float]]:
-    """``method -> {"psnr", "psnr_std", "ssim", "ssim_std", "seconds"}``: DDS (``steps``) with each prior
-    (``name -> prior section``) and TV (the default weight, or each ``lam_rel`` of ``tv_lams``), on parallel-beam
-    CT of ``views`` views of the given Cranium slices at ``size x size``."""
+                tv_lams: tuple[float, ...] | None = None,
+                dds: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
+    """``method -> {"psnr", "psnr_std", "ssim", "ssim_std", "seconds"}``: DDS (``steps``, sampler options
+    ``dds`` over the CT defaults) with each prior (``name -> prior section``) and TV (the default weight, or each
+    ``lam_rel`` of ``tv_lams``), on parallel-beam CT of ``views`` views of the given Cranium slices at
+    ``size x size``."""
     from ..jobs.registry import REGISTRY
     from ..jobs.run import run_job
     from ..jobs.spec import parse_spec
@@ -121,7 +123,7 @@ def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON
         return parse_spec({
             "data": {"kind": kind, "slices": list(slices), "size": size},
             "operator": {"kind": "parallel_beam_ct", "views": views, "arc_deg": 180.0, "noise": 0.005},
-            "prior": prior, "sampler": {"kind": "dds", "steps": dds_steps},
+            "prior": prior, "sampler": {"kind": "dds", "steps": dds_steps, **(dds or {})},
             "run": {"seed": seed, "device": "cpu", "batch_size": 64, "sigma_y": "auto", "checkpoint_every": 0,
                     "baselines": baselines, "outputs": []},
             **({"baseline": {"tv": tv}} if tv else {}),
@@ -131,7 +133,8 @@ def recon_check(priors: dict[str, dict], slices: tuple[int, ...] = CRANIUM_RECON
         for k, (name, prior) in enumerate(priors.items()):
             result = run_job(job(prior, ["tv"] if k == 0 else [], {}), out=Path(tmp) / str(k), progress=False)
             timings = result.record["timings"]
-            rows[f"DDS {steps} steps, {name}"] = score(result.reference, result.reconstruction,
+            options = "".join(f", {k} {v}" for k, v in (dds or {}).items())
+            rows[f"DDS {steps} steps{options}, {name}"] = score(result.reference, result.reconstruction,
                                                        timings["sampling_s"])
             if k == 0:
                 rows["TV"] = score(result.reference, result.baselines["tv"], timings["baselines_s"]["tv"])
@@ -187,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="Cranium slices of the reconstruction check: check (8, 11, 17, 20), the validation or test "
                         "slices of jobs.image_sets")
     p.add_argument("--tv-lams", default="", help="comma-separated TV weights (lam_rel) to run beside the default")
+    p.add_argument("--dds", default="", help="DDS options over the CT defaults, e.g. eta=0.5,cg_iters=10,lam=1")
     p.add_argument("--out", default=None, help="JSON file for the numbers")
     a = p.parse_args(argv)
+    dds = {k: json.loads(v) for k, v in (item.split("=", 1) for item in a.dds.split(",") if item)}
     names = a.priors.split(",")
     priors = {n: load_prior(n) for n in names}
     table = denoising_table(priors, sets(a.count, tuple(k for k in a.sets.split(",") if k)),
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     lams = tuple(float(v) for v in a.tv_lams.split(",") if v)
     for views in (int(v) for v in a.views.split(",")) if a.steps else ():
         recon[views] = recon_check({n: _prior_section(n) for n in names}, slices=slices, views=views,
-                                   steps=a.steps, size=a.size, tv_lams=lams)
+                                   steps=a.steps, size=a.size, tv_lams=lams, dds=dds)
         block = f"**{views} views, {a.size}x{a.size}, Cranium slices {list(slices)}**\n\n" + render({}, recon[views])
         print(block, flush=True)
         text += "\n" + block

@@ -4,8 +4,10 @@ L1-wavelet and zero-filled.
 
 The file: MNI152 1 mm held-out axial slices (the band the shipped MRI prior never saw), kept at 1 mm voxels and
 zero-padded to ``--size`` (no interpolation), birdcage coils, a smooth random phase, optional complex Gaussian
-k-space noise; written with ``write_fastmri`` and its fastMRI RSS reference. The file states no field of view, so
-the pixel spacing check does not apply (the template's 1 mm pixels are finer than the prior's 1.65-2.04 mm).
+k-space noise; written with ``write_fastmri`` and an RSS reference: of the noiseless k-space by default (the
+truth, so that noisy runs score denoising), of the noisy k-space with ``--reference noisy`` (fastMRI's own
+convention). By default the file states its field of view (1 mm pixels), so the prior's pixel-spacing check
+applies; ``--no-fov`` leaves it out.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the job's prior: a shipped prior's name (e.g. mri) or a checkpoint sidecar .json")
     parser.add_argument("--no-fov", action="store_true",
                         help="write no field of view (the prior's pixel-spacing check then does not apply)")
+    parser.add_argument("--reference", choices=("clean", "noisy"), default="clean",
+                        help="RSS reference of the noiseless k-space (default) or of the noisy one (fastMRI's)")
     parser.add_argument("--steps", type=int, default=None, help="override sampler.steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 
@@ -45,10 +49,11 @@ def recon_size(grid: tuple[int, int]) -> tuple[int, int]:
 
 
 def write_native_file(path: Path, size: int | tuple[int, int], coils: int, slices: int, noise: float,
-                      seed: int = 0, fov: bool = True) -> Path:
+                      seed: int = 0, fov: bool = True, clean_reference: bool = True) -> Path:
     """A fully sampled ``(slices, coils, H, W)`` fastMRI file of MNI152 held-out slices at 1 mm, zero-padded to the
-    grid ``size`` (``H = W = size`` for an int), with the fastMRI RSS reference at ``recon_size`` and, with
-    ``fov``, the header's field of view (1 mm recon pixels)."""
+    grid ``size`` (``H = W = size`` for an int), with the RSS reference at ``recon_size`` (of the noiseless
+    k-space with ``clean_reference``, else of the noisy one) and, with ``fov``, the header's field of view (1 mm
+    recon pixels)."""
     from ..io.fastmri import rss_reference, write_fastmri
     from ..io.simulate import simulate_multicoil
     from ..samplers.transitions import gaussian_like
@@ -63,7 +68,8 @@ def write_native_file(path: Path, size: int | tuple[int, int], coils: int, slice
     kspace = sim.kspace + noise * gaussian_like(sim.kspace, gen) if noise > 0 else sim.kspace
     kspace = kspace.to(torch.complex64)
     rec = recon_size((h, w))
-    return write_fastmri(path, kspace, rss_reference(kspace, rec), acquisition="AXT1", recon_size=rec,
+    reference = rss_reference(sim.kspace.to(torch.complex64) if clean_reference else kspace, rec)
+    return write_fastmri(path, kspace, reference, acquisition="AXT1", recon_size=rec,
                          fov_mm=(float(rec[1]), float(rec[0])) if fov else None)
 
 
@@ -78,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("--size takes one side or rows and columns")
         grid = (args.size[0], args.size[-1])
         data = write_native_file(Path(tmp) / "native.h5", grid, args.coils, args.slices, args.noise,
-                                 fov=not args.no_fov)
+                                 fov=not args.no_fov, clean_reference=args.reference == "clean")
         overrides = [f'data.path="{data}"', f'run.out="{Path(tmp) / "out"}"', f'run.device="{args.device}"',
                      "run.outputs=[]", "run.checkpoint_every=0"]
         if args.steps is not None:
@@ -96,8 +102,8 @@ def main(args: argparse.Namespace) -> int:
     seconds = {sampler: timings["sampling_s"], **timings["baselines_s"]}
     lines = [
         f"{grid[0]}x{grid[1]} k-space, recon {recon_size(grid)[0]}x{recon_size(grid)[1]}, {args.coils} coils, "
-        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g}, job {Path(args.job).name}, prior "
-        f"{rec.get('prior', {}).get('weights', '')} ({rec.get('problem', {}).get('mask', '')}; "
+        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g} ({args.reference} reference), job {Path(args.job).name}, prior "
+        f"{rec['inputs']['prior'].get('weights', spec.prior.kind)} ({rec.get('problem', {}).get('mask', '')}; "
         f"{threads} thread(s), {args.device})",
         "",
         "| method | NFE | PSNR dB | SSIM | seconds |",

@@ -12,7 +12,7 @@ import argparse
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -78,6 +78,22 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_prior(kind: str, prior: Any, volume: Any) -> str:
+    """One line on the prior a job uses: its weights file, what its sidecar serves and the data's pixel size."""
+    from ..priors.meta import served_shapes
+    from .compat import data_pixel_spacing
+
+    meta = getattr(prior, "meta", None) or {}
+    served = served_shapes(meta) if meta else None
+    parts = [f"{meta.get('weights', kind)} ({kind})"]
+    if served is not None and served.pixel_spacing_mm is not None:
+        parts.append(f"serves {served.pixel_spacing_mm[0]:g}-{served.pixel_spacing_mm[1]:g} mm pixels")
+    found = data_pixel_spacing(volume)
+    parts.append("the data states no pixel spacing" if found is None
+                 else f"the data's pixels {found[0][0]:.3g}x{found[0][1]:.3g} mm ({found[1]})")
+    return "; ".join(parts)
+
+
 def check_volume(spec: JobSpec, out: Path) -> None:
     """Check one volume job (spec, data, operator, adjoint, output folder) and print its plan and estimates."""
     from operators.testing import check_adjoint
@@ -102,6 +118,7 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     info = ", ".join(f"{k}={v}" for k, v in problem.info.items())
     print(f"operator  {spec.operator.kind}: {info}")
     print(f"acquires  {describe_acquisition(problem.info)}")
+    print(f"prior     {describe_prior(spec.prior.kind, job.prior, job.volume)}")
     op = problem.operator_for(slice(0, 1))
     try:
         err = check_adjoint(op, (1, *problem.domain_shape), problem.dtype, torch.Generator().manual_seed(0))

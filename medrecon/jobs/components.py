@@ -41,6 +41,7 @@ __all__ = [
     "nifti_data",
     "parallel_beam_operator",
     "sampler_entries",
+    "shipped_for_spacing",
     "shepp_logan_volume",
     "sinogram_data",
 ]
@@ -621,12 +622,16 @@ def _planned_views_problem(volume: Volume, generator: torch.Generator, path: str
 
 
 def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "auto",
-                  name: Literal["auto", "ct_head"] = "auto") -> Any:
+                  name: Literal["auto", "mri", "mri_native", "ct", "ct_head", "ct_head_native"] = "auto") -> Any:
     """The small prior shipped with medrecon for the data's modality.
 
     Args:
         modality: ``auto`` follows the data (``mri`` for k-space, ``ct`` for image volumes).
-        name: ``auto``: the modality's default prior; ``ct_head``: the CT prior fine-tuned on synthetic head CT.
+        name: ``auto``: the modality's default prior (``mri`` or ``ct``), or, when the data states a pixel spacing
+            that prior does not serve, the first shipped prior of the modality that does (``shipped_for_spacing``);
+            or a shipped prior by name: ``mri_native`` (MR at scanner pixel sizes, 0.6-2.0 mm, heads with air
+            around them), ``ct_head`` (CT fine-tuned on synthetic head CT), ``ct_head_native`` (head CT at
+            0.45-1.2 mm pixels).
     """
     from ..priors.checkpoint import SHIPPED
     from ..priors.checkpoint import default_prior as shipped
@@ -638,7 +643,38 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
         )
     if name != "auto" and SHIPPED[name] != volume.modality:
         raise ConfigError(f'prior.name = "{name}" is a {SHIPPED[name]} prior; the data is {volume.modality}')
-    return shipped(volume.modality if modality == "auto" else modality, name=None if name == "auto" else name)
+    modality = volume.modality if modality == "auto" else modality
+    return shipped(modality, name=shipped_for_spacing(volume) if name == "auto" else name)
+
+
+def shipped_for_spacing(volume: Volume) -> str:
+    """The shipped prior ``prior.name = "auto"`` picks: the modality's default (``SHIPPED`` order: ``mri``,
+    ``ct``) unless the data states a pixel spacing outside that prior's ``serves.pixel_spacing_mm``; then the
+    first shipped prior of the modality that serves it (``mri_native`` for fastMRI's 0.5-1 mm pixels). When none
+    does, the default, whose spacing check then names the mismatch."""
+    from ..priors.checkpoint import DEFAULT_DIR, SHIPPED, read_sidecar
+    from ..priors.meta import served_shapes
+    from .compat import data_pixel_spacing
+
+    default = volume.modality
+    found = data_pixel_spacing(volume)
+    if found is None:
+        return default
+    (dy, dx), _ = found
+    candidates = [default] + [n for n, m in SHIPPED.items() if m == volume.modality and n != default]
+    for candidate in candidates:
+        sidecar = DEFAULT_DIR / f"{candidate}.json"
+        if not sidecar.exists():
+            continue
+        served = served_shapes(read_sidecar(sidecar))
+        spacing = None if served is None else served.pixel_spacing_mm
+        if spacing is None:
+            if candidate == default:
+                return default
+            continue
+        if spacing[0] <= dy <= spacing[1] and spacing[0] <= dx <= spacing[1]:
+            return candidate
+    return default
 
 
 def checkpoint_prior(volume: Volume, *, path: str) -> Any:

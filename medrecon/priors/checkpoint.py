@@ -66,7 +66,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
 COMPLEX_MODES = ("channels", "parts")
-SHIPPED = {"mri": "mri", "ct": "ct", "ct_head": "ct"}  # shipped prior name -> modality; "mri" / "ct" are defaults
+SHIPPED = {"mri": "mri", "mri_native": "mri", "ct": "ct", "ct_head": "ct", "ct_head_native": "ct"}  # shipped prior name -> modality; "mri" / "ct" are defaults
 
 
 def save_checkpoint(stem: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
