@@ -12,6 +12,8 @@ The sets (``SET_NAMES``):
 * ``heldout128``: the MNI152 held-out band (slices 100-111, what ``medrecon bench quality`` reports), 128x128;
 * ``native320``: the validation slices at the template's 1 mm voxels, zero-padded to 320x320 (the head fills a
   fifth of the frame, as in ``medrecon bench native``);
+* ``bundled``: real MR slices that dipy and nibabel bundle (``training.bundled_mr``: a T1 slice, b=0 and
+  diffusion-weighted images, EPI; 21 slices at 1-2 mm in 256x256 frames), which no shipped prior trains on;
 * ``synthetic``: the held-out seeds of ``training.mri_synth`` at native fields of view (``--synthetic`` path to
   the ``heldout.npy`` written by ``python -m medrecon.training.mri_synth ... --spacing``).
 """
@@ -29,6 +31,7 @@ __all__ = ["SET_NAMES", "main", "sets"]
 SET_NAMES = {"validation128": "MNI152 validation slices, 128x128",
              "heldout128": "MNI152 held-out band, 128x128",
              "native320": "MNI152 validation slices at 1 mm, 320x320",
+             "bundled": "real MR bundled with dipy and nibabel, native pixel sizes, 256x256",
              "synthetic": "synthetic MR, native fields of view (held-out seeds)"}
 
 
@@ -47,10 +50,11 @@ def sets(which: tuple[str, ...], synthetic: str | None = None, count: int = 0) -
 
     from ..jobs.image_sets import mri_validation_slices
     from ..training.data import to_network_images
+    from ..training.bundled_mr import bundled_mr_slices
     from ..training.datasets import mni152_heldout_slices
 
     load = {"validation128": mri_validation_slices, "heldout128": mni152_heldout_slices,
-            "native320": lambda: _validation_at_1mm(320)}
+            "native320": lambda: _validation_at_1mm(320), "bundled": lambda: bundled_mr_slices()[0]}
     out = {}
     for k in which:
         if k == "synthetic":
