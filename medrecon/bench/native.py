@@ -102,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     seconds = {sampler: timings["sampling_s"], **timings["baselines_s"]}
     lines = [
         f"{grid[0]}x{grid[1]} k-space, recon {recon_size(grid)[0]}x{recon_size(grid)[1]}, {args.coils} coils, "
-        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g} ({args.reference} reference), job {Path(args.job).name}, prior "
+        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g} ({args.reference} reference), "
+        f"job {Path(args.job).name}, prior "
         f"{rec['inputs']['prior'].get('weights', spec.prior.kind)} ({rec.get('problem', {}).get('mask', '')}; "
         f"{threads} thread(s), {args.device})",
         "",

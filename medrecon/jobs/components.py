@@ -629,7 +629,7 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
         modality: ``auto`` follows the data (``mri`` for k-space, ``ct`` for image volumes).
         name: ``auto``: the modality's default prior (``mri`` or ``ct``), or, when the data states a pixel spacing
             that prior does not serve, the first shipped prior of the modality that does (``shipped_for_spacing``);
-            or a shipped prior by name: ``mri_native`` (MR at scanner pixel sizes, 0.6-2.0 mm, heads with air
+            or a shipped prior by name: ``mri_native`` (MR at scanner pixel sizes, 0.6-2.04 mm, heads with air
             around them), ``ct_head`` (CT fine-tuned on synthetic head CT), ``ct_head_native`` (head CT at
             0.45-1.2 mm pixels).
     """

@@ -247,7 +247,8 @@ def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
 
 def default_prior(modality: str, device: str | torch.device = "cpu", name: str | None = None) -> nn.Module:
     """The shipped prior for ``"mri"`` (complex 128x128 brain) or ``"ct"`` (128x128, HU window [-1000, 1000]);
-    ``name`` picks another shipped prior of that modality (``"ct_head"``: the CT prior fine-tuned on head CT)."""
+    ``name`` picks another shipped prior of that modality (``SHIPPED``: ``"mri_native"``, MR at 0.6-2.04 mm
+    pixels; ``"ct_head"``, the CT prior fine-tuned on head CT; ``"ct_head_native"``, head CT at 0.45-1.2 mm)."""
     if modality not in ("mri", "ct"):
         raise ValueError(f"modality must be 'mri' or 'ct', got {modality!r}")
     name = name or modality
