@@ -59,3 +59,32 @@ def test_the_ct_check_runs_at_another_grid_with_tv_weights():
     volume = ct_head._cranium_data(slices=[8], size=64)
     assert volume.image.shape == (1, 64, 64)
     assert volume.affine[0, 0] == pytest.approx(0.957 * 4)
+
+
+def test_validation_images_differ_from_the_reported_ones(tmp_path):
+    import h5py
+
+    def reference(images):
+        path = native.write_native_file(tmp_path / f"{images}.h5", 64, coils=2, slices=1, noise=0.0, fov=False,
+                                        images=images)
+        with h5py.File(path, "r") as f:
+            return f["reconstruction_rss"][()]
+
+    heldout, validation = reference("heldout"), reference("validation")
+    assert heldout.shape == validation.shape == (1, 64, 64) and not np.allclose(heldout, validation)
+
+
+def test_bench_native_takes_job_overrides(tmp_path, capsys):
+    import argparse
+
+    pytest.importorskip("monai")
+    parser = argparse.ArgumentParser()
+    native.add_arguments(parser)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(tmp_path / "t.md"))
+    args = parser.parse_args(["--size", "32", "--coils", "2", "--slices", "1", "--steps", "1", "--images",
+                              "validation", "--set", "sampler.cg_iters=2", "--set", "run.baselines=[]"])
+    assert native.main(args) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "validation slices" in text and "sampler.cg_iters=2" in text and "| DDS | 1 |" in text
+    assert "CG-SENSE" not in text

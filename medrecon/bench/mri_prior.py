@@ -35,15 +35,6 @@ SET_NAMES = {"validation128": "MNI152 validation slices, 128x128",
              "synthetic": "synthetic MR, native fields of view (held-out seeds)"}
 
 
-def _validation_at_1mm(size: int) -> np.ndarray:
-    from ..jobs.image_sets import MRI_VALIDATION_Z
-    from ..training.datasets import _volume_scale, mni152_volume, preprocess_axial_slice
-
-    vol, _ = mni152_volume(1)
-    scale = _volume_scale(vol)
-    return np.stack([preprocess_axial_slice(vol[:, :, z], scale, size, resample=False) for z in MRI_VALIDATION_Z])
-
-
 def sets(which: tuple[str, ...], synthetic: str | None = None, count: int = 0) -> dict[str, np.ndarray]:
     """``title -> (N, H, W)`` complex64 images (magnitudes with a fixed smooth phase) of the named sets."""
     import torch
@@ -54,7 +45,8 @@ def sets(which: tuple[str, ...], synthetic: str | None = None, count: int = 0) -
     from ..training.datasets import mni152_heldout_slices
 
     load = {"validation128": mri_validation_slices, "heldout128": mni152_heldout_slices,
-            "native320": lambda: _validation_at_1mm(320), "bundled": lambda: bundled_mr_slices()[0]}
+            "native320": lambda: mri_validation_slices(320, resample=False),
+            "bundled": lambda: bundled_mr_slices()[0]}
     out = {}
     for k in which:
         if k == "synthetic":

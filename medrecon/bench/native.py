@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write no field of view (the prior's pixel-spacing check then does not apply)")
     parser.add_argument("--reference", choices=("clean", "noisy"), default="clean",
                         help="RSS reference of the noiseless k-space (default) or of the noisy one (fastMRI's)")
+    parser.add_argument("--images", choices=("heldout", "validation"), default="heldout",
+                        help="MNI152 held-out slices (z 100-111, what is reported) or the validation slices "
+                             "(z 95, 97, 99, 112, 114, 116: for choosing settings)")
     parser.add_argument("--steps", type=int, default=None, help="override sampler.steps")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one job option (a TOML literal), e.g. sampler.cg_iters=10 (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 
 
@@ -49,18 +54,21 @@ def recon_size(grid: tuple[int, int]) -> tuple[int, int]:
 
 
 def write_native_file(path: Path, size: int | tuple[int, int], coils: int, slices: int, noise: float,
-                      seed: int = 0, fov: bool = True, clean_reference: bool = True) -> Path:
+                      seed: int = 0, fov: bool = True, clean_reference: bool = True,
+                      images: str = "heldout") -> Path:
     """A fully sampled ``(slices, coils, H, W)`` fastMRI file of MNI152 held-out slices at 1 mm, zero-padded to the
     grid ``size`` (``H = W = size`` for an int), with the RSS reference at ``recon_size`` (of the noiseless
     k-space with ``clean_reference``, else of the noisy one) and, with ``fov``, the header's field of view (1 mm
-    recon pixels)."""
+    recon pixels). ``images = "validation"`` takes the MNI152 validation slices instead of the held-out ones."""
     from ..io.fastmri import rss_reference, write_fastmri
     from ..io.simulate import simulate_multicoil
     from ..samplers.transitions import gaussian_like
+    from ..jobs.image_sets import mri_validation_slices
     from ..training.datasets import mni152_heldout_slices
 
     h, w = (size, size) if isinstance(size, int) else size
-    square = mni152_heldout_slices(max(h, w), resample=False)[:slices]
+    load = {"heldout": mni152_heldout_slices, "validation": mri_validation_slices}[images]
+    square = load(max(h, w), resample=False)[:slices]
     top, left = (max(h, w) - h) // 2, (max(h, w) - w) // 2
     images = torch.from_numpy(np.ascontiguousarray(square[:, top:top + h, left:left + w]))
     gen = torch.Generator().manual_seed(seed)
@@ -84,7 +92,8 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("--size takes one side or rows and columns")
         grid = (args.size[0], args.size[-1])
         data = write_native_file(Path(tmp) / "native.h5", grid, args.coils, args.slices, args.noise,
-                                 fov=not args.no_fov, clean_reference=args.reference == "clean")
+                                 fov=not args.no_fov, clean_reference=args.reference == "clean",
+                                 images=args.images)
         overrides = [f'data.path="{data}"', f'run.out="{Path(tmp) / "out"}"', f'run.device="{args.device}"',
                      "run.outputs=[]", "run.checkpoint_every=0"]
         if args.steps is not None:
@@ -93,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
             overrides += ['prior.kind="checkpoint"', f'prior.path="{Path(args.prior).resolve()}"']
         elif args.prior is not None:
             overrides.append(f'prior.name="{args.prior}"')
-        spec = load_spec(args.job, overrides)
+        spec = load_spec(args.job, overrides + list(args.overrides))
         result = run_job(spec, progress=False)
     rec = result.record
     sampler = spec.sampler.kind
@@ -102,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
     seconds = {sampler: timings["sampling_s"], **timings["baselines_s"]}
     lines = [
         f"{grid[0]}x{grid[1]} k-space, recon {recon_size(grid)[0]}x{recon_size(grid)[1]}, {args.coils} coils, "
-        f"{args.slices} MNI152 held-out slices at 1 mm, noise {args.noise:g} ({args.reference} reference), "
+        f"{args.slices} MNI152 {args.images.replace('heldout', 'held-out')} slices at 1 mm, noise {args.noise:g} "
+        f"({args.reference} reference){''.join(', ' + o for o in args.overrides)}, "
         f"job {Path(args.job).name}, prior "
         f"{rec['inputs']['prior'].get('weights', spec.prior.kind)} ({rec.get('problem', {}).get('mask', '')}; "
         f"{threads} thread(s), {args.device})",

@@ -42,15 +42,16 @@ CRANIUM_RESERVED_FROM = 54  # slices 54-107 are kept for independent evaluation 
 CRANIUM_PATH = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 
 
-def mri_validation_slices() -> np.ndarray:
-    """``(6, 128, 128)`` float32 magnitudes (volume 99.5th percentile = 1)."""
+def mri_validation_slices(size: int = 128, resample: bool = True) -> np.ndarray:
+    """``(6, size, size)`` float32 magnitudes (volume 99.5th percentile = 1); ``resample=False`` keeps the
+    template's 1 mm voxels, zero-padded to ``size`` (``preprocess_axial_slice``)."""
     from ..training.datasets import MRI_EXCLUDED_Z_1MM, _volume_scale, mni152_volume, preprocess_axial_slice
 
     lo, hi = MRI_EXCLUDED_Z_1MM
     assert all(lo <= z < hi for z in MRI_VALIDATION_Z)
     vol, _ = mni152_volume(1)
     scale = _volume_scale(vol)
-    return np.stack([preprocess_axial_slice(vol[:, :, z], scale) for z in MRI_VALIDATION_Z])
+    return np.stack([preprocess_axial_slice(vol[:, :, z], scale, size, resample) for z in MRI_VALIDATION_Z])
 
 
 def ct_validation_slices(size: int = 128, path: str | Path = CRANIUM_PATH,
