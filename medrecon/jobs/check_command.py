@@ -79,7 +79,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def describe_prior(kind: str, prior: Any, volume: Any) -> str:
-    """One line on the prior a job uses: its weights file, what its sidecar serves and the data's pixel size."""
+    """One line on the prior a job uses: its weights file, what its sidecar serves (pixel sizes, windows) and the
+    data's pixel size."""
     from ..priors.meta import served_shapes
     from .compat import data_pixel_spacing
 
@@ -88,6 +89,9 @@ def describe_prior(kind: str, prior: Any, volume: Any) -> str:
     parts = [f"{meta.get('weights', kind)} ({kind})"]
     if served is not None and served.pixel_spacing_mm is not None:
         parts.append(f"serves {served.pixel_spacing_mm[0]:g}-{served.pixel_spacing_mm[1]:g} mm pixels")
+    if served is not None and served.window is not None:
+        upto = "" if served.window_sigma_max is None else f" up to sigma {served.window_sigma_max:g}"
+        parts.append(f"larger grids denoised in {served.window[0]}x{served.window[1]} windows{upto}")
     found = data_pixel_spacing(volume)
     parts.append("the data states no pixel spacing" if found is None
                  else f"the data's pixels {found[0][0]:.3g}x{found[0][1]:.3g} mm ({found[1]})")

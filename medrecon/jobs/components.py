@@ -621,8 +621,10 @@ def _planned_views_problem(volume: Volume, generator: torch.Generator, path: str
 # ---------------------------------------------------------------------------------------------------- priors
 
 
+@value_ranges(window=_NON_NEGATIVE)
 def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "auto",
-                  name: Literal["auto", "mri", "mri_native", "ct", "ct_head", "ct_head_native"] = "auto") -> Any:
+                  name: Literal["auto", "mri", "mri_native", "ct", "ct_head", "ct_head_native"] = "auto",
+                  window: int | None = None) -> Any:
     """The small prior shipped with medrecon for the data's modality.
 
     Args:
@@ -632,6 +634,8 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
             or a shipped prior by name: ``mri_native`` (MR at scanner pixel sizes, 0.6-2.04 mm, heads with air
             around them), ``ct_head`` (CT fine-tuned on synthetic head CT), ``ct_head_native`` (head CT at
             0.45-1.2 mm pixels).
+        window: side (pixels) of the overlapping windows larger grids are denoised in; unset: the prior
+            sidecar's ``serves.window``; 0: every grid in one pass.
     """
     from ..priors.checkpoint import SHIPPED
     from ..priors.checkpoint import default_prior as shipped
@@ -644,7 +648,14 @@ def default_prior(volume: Volume, *, modality: Literal["auto", "mri", "ct"] = "a
     if name != "auto" and SHIPPED[name] != volume.modality:
         raise ConfigError(f'prior.name = "{name}" is a {SHIPPED[name]} prior; the data is {volume.modality}')
     modality = volume.modality if modality == "auto" else modality
-    return shipped(modality, name=shipped_for_spacing(volume) if name == "auto" else name)
+    return shipped(modality, name=shipped_for_spacing(volume) if name == "auto" else name,
+                   window=_prior_window(window))
+
+
+def _prior_window(window: int | None) -> int | None:
+    if window is not None and 0 < window < 8:
+        raise ConfigError(f"prior.window = {window}: windows need sides >= 8 pixels (0: the whole grid at once)")
+    return window
 
 
 def shipped_for_spacing(volume: Volume) -> str:
@@ -677,15 +688,17 @@ def shipped_for_spacing(volume: Volume) -> str:
     return default
 
 
-def checkpoint_prior(volume: Volume, *, path: str) -> Any:
+@value_ranges(window=_NON_NEGATIVE)
+def checkpoint_prior(volume: Volume, *, path: str, window: int | None = None) -> Any:
     """A prior checkpoint: a safetensors file with its JSON sidecar (whose weights sha256 is verified).
 
     Args:
         path: the sidecar .json, the .safetensors file or a folder holding one pair.
+        window: as for the shipped priors (unset: the sidecar's ``serves.window``; 0: one pass).
     """
     from ..priors.checkpoint import load_prior
 
-    return load_prior(path)
+    return load_prior(path, window=_prior_window(window))
 
 
 # ------------------------------------------------------------------------------------- samplers and baselines

@@ -36,6 +36,7 @@ from .adapters import (
     EDMDenoiser,
     PadToMultiple,
     Rescaled,
+    SlidingWindow,
     VEDenoiser,
     VPDenoiser,
 )
@@ -198,14 +199,24 @@ def read_prior_weights(name_or_path: str | Path) -> tuple[Path, dict[str, Any], 
 
 
 def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> nn.Module:
+               dtype: torch.dtype = torch.float32, window: int | tuple[int, int] | None = None) -> nn.Module:
     """Load a prior as a ``Denoiser`` on ``(B, H, W)`` images (complex64 if the prior is complex).
 
     ``name_or_path``: ``"mri"``/``"ct"``/``"ct_head"`` (shipped priors, checked against
     ``data_manifests/prior_<name>_default.json`` when present), a sidecar ``.json``, its ``.safetensors`` or a directory holding one pair. The weights' sha256
     must match the sidecar (``ChecksumError`` otherwise); pickled files are refused (``InputError``).
+    ``window``: the side(s) of the windows larger grids are denoised in (``SlidingWindow``); ``None`` keeps the
+    sidecar's ``serves.window``, ``0`` runs every grid in one pass.
     """
     sidecar, meta, state, weights = read_prior_weights(name_or_path)
+    if window is not None:
+        fallback = {} if meta.get("image_size") is None else {"min_size": meta["image_size"],
+                                                                "max_size": meta["image_size"]}
+        serves = {k: v for k, v in (meta.get("serves") or fallback).items() if k != "window"}
+        if window != 0:
+            serves["window"] = list(window) if isinstance(window, (tuple, list)) else [int(window)] * 2
+        meta = {**meta, "serves": serves}
+        served_shapes(meta)  # checks the new window
     arch = meta["architecture"] if isinstance(meta["architecture"], dict) else {}
     try:
         spec = architecture(str(arch.get("name")))
@@ -226,7 +237,8 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu",
 def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     """The ``Denoiser`` on ``(B, H, W)`` images of a network called as its architecture entry says, for its sidecar:
     the parameterisation's adapter, then ``network_units`` (``Rescaled``), padding to the sidecar's
-    ``serves.multiple_of`` when ``serves.pad`` (``PadToMultiple``), then the complex layout (``ComplexAsChannels``,
+    ``serves.multiple_of`` when ``serves.pad`` (``PadToMultiple``), windows of ``serves.window`` on larger grids
+    up to ``serves.window_sigma_max`` (``SlidingWindow``), then the complex layout (``ComplexAsChannels``,
     ``ComplexParts``) or ``AddChannel``. The sidecar becomes its ``meta``."""
     inner = network_denoiser(meta, net)
     units = meta.get("network_units")
@@ -235,6 +247,8 @@ def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     served = served_shapes(meta)
     if served is not None and served.pad and served.multiple_of != (1, 1):
         inner = PadToMultiple(inner, served.multiple_of)
+    if served is not None and served.window is not None:
+        inner = SlidingWindow(inner, served.window, sigma_max=served.window_sigma_max)
     if meta["complex"] and meta.get("complex_mode", "channels") == "parts":
         outer = ComplexParts(AddChannel(inner))
     elif meta["complex"]:
@@ -245,14 +259,16 @@ def wrap_network(meta: dict[str, Any], net: nn.Module) -> nn.Module:
     return outer
 
 
-def default_prior(modality: str, device: str | torch.device = "cpu", name: str | None = None) -> nn.Module:
+def default_prior(modality: str, device: str | torch.device = "cpu", name: str | None = None,
+                  window: int | tuple[int, int] | None = None) -> nn.Module:
     """The shipped prior for ``"mri"`` (complex 128x128 brain) or ``"ct"`` (128x128, HU window [-1000, 1000]);
     ``name`` picks another shipped prior of that modality (``SHIPPED``: ``"mri_native"``, MR at 0.6-2.04 mm
-    pixels; ``"ct_head"``, the CT prior fine-tuned on head CT; ``"ct_head_native"``, head CT at 0.45-1.2 mm)."""
+    pixels; ``"ct_head"``, the CT prior fine-tuned on head CT; ``"ct_head_native"``, head CT at 0.45-1.2 mm);
+    ``window`` as for ``load_prior``."""
     if modality not in ("mri", "ct"):
         raise ValueError(f"modality must be 'mri' or 'ct', got {modality!r}")
     name = name or modality
     if SHIPPED.get(name) != modality:
         raise ValueError(f"no shipped {modality} prior named {name!r}; "
                          f"shipped: {[n for n, m in SHIPPED.items() if m == modality]}")
-    return load_prior(name, device)
+    return load_prior(name, device, window=window)

@@ -14,7 +14,10 @@ Sidecar field ``serves`` (the data the prior serves; every key optional)::
      "multiple_of": 8,                           # the network's downsampling factor (or [mh, mw])
      "pad": true,                                # other grids are padded to the next multiple (PadToMultiple)
      "pixel_spacing_mm": [lo, hi],               # pixel sides the training images had (mm)
-     "intensity_range": [lo, hi]}                # training images' range in prior units
+     "intensity_range": [lo, hi],                # training images' range in prior units
+     "window": [h, w],                           # larger grids are denoised in overlapping windows of this
+                                                 # size (SlidingWindow): the scale a crop-trained network knows
+     "window_sigma_max": s}                      # ... at noise levels up to s only (default: all)
 
 Without ``serves`` a prior serves exactly its ``image_size``; a prior with neither (analytic or test denoisers)
 serves every grid.
@@ -29,7 +32,8 @@ from ..errors import InputError
 __all__ = ["SERVES_KEYS", "Normalisation", "ServedShapes", "meta_of", "normalisation", "served_shapes",
            "sigma_data", "sigma_range"]
 
-SERVES_KEYS = ("min_size", "max_size", "multiple_of", "pad", "pixel_spacing_mm", "intensity_range")
+SERVES_KEYS = ("min_size", "max_size", "multiple_of", "pad", "pixel_spacing_mm", "intensity_range", "window",
+               "window_sigma_max")
 
 DEFAULT_SIGMA_RANGE = (0.002, 80.0)
 
@@ -85,7 +89,9 @@ def normalisation(meta: dict[str, Any]) -> Normalisation:
 class ServedShapes:
     """What a prior serves: grids ``(h, w)`` with ``min_size <= (h, w) <= max_size`` whose sides are multiples of
     ``multiple_of`` (any side with ``pad``: the network then runs on the next multiple), pixel sides in
-    ``pixel_spacing_mm`` and prior-unit intensities in ``intensity_range`` (each bound optional)."""
+    ``pixel_spacing_mm`` and prior-unit intensities in ``intensity_range`` (each bound optional); grids larger
+    than ``window`` are denoised in overlapping windows of that size (``None``: in one pass) at noise levels up to
+    ``window_sigma_max`` (``None``: every level)."""
 
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
@@ -93,6 +99,8 @@ class ServedShapes:
     pad: bool = False
     pixel_spacing_mm: tuple[float, float] | None = None
     intensity_range: tuple[float, float] | None = None
+    window: tuple[int, int] | None = None
+    window_sigma_max: float | None = None
 
     def __contains__(self, shape: tuple[int, int]) -> bool:
         h, w = shape
@@ -173,4 +181,13 @@ def served_shapes(meta: dict[str, Any]) -> ServedShapes | None:
     spacing = None if spacing is None else _interval(spacing, where, "serves.pixel_spacing_mm", positive=True)
     levels = serves.get("intensity_range")
     levels = None if levels is None else _interval(levels, where, "serves.intensity_range", positive=False)
-    return ServedShapes(lo, hi, step, pad, spacing, levels)
+    window = None if serves.get("window") is None else _pair(serves["window"], where, "serves.window")
+    if window is not None and min(window) < 8:
+        raise InputError(where, f"expected window sides >= 8 pixels, got {serves['window']!r}", "serves.window")
+    window_sigma_max = serves.get("window_sigma_max")
+    if window_sigma_max is not None and (isinstance(window_sigma_max, bool) or not isinstance(
+            window_sigma_max, (int, float)) or window_sigma_max <= 0):
+        raise InputError(where, f"expected a positive noise level, got {window_sigma_max!r}",
+                         "serves.window_sigma_max")
+    return ServedShapes(lo, hi, step, pad, spacing, levels, window,
+                        None if window_sigma_max is None else float(window_sigma_max))
