@@ -51,7 +51,8 @@ class DdsDefaults:
     """DDS: ``steps`` network calls on a Karras grid over the prior's trained noise range, DDS noise ``eta``,
     ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``, or a fixed proximal
     weight ``gamma`` instead (0: the early-stopped normal equations, exact on a line mask); ``clip`` clamps each
-    Tweedie estimate to the prior's data range."""
+    Tweedie estimate to the prior's data range; ``start`` is ``"noise"`` or the baseline whose reconstruction the
+    run starts from, diffused to ``start_sigma`` (prior units)."""
 
     steps: int = 50
     eta: float = 0.85
@@ -59,6 +60,8 @@ class DdsDefaults:
     lam: float = 1.0
     gamma: float | None = None
     clip: bool = False
+    start: str = "noise"
+    start_sigma: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,11 @@ def test_run_writes_reconstruction_record_and_figure(job, tmp_path):
     record = json.loads((out / "record.json").read_text())
     assert record["spec_hash"] == job.hash
     assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": None, "cg_iters": 3, "gamma": None,
-                                         "lam": None, "grid": "karras", "clip": None}
+                                         "lam": None, "grid": "karras", "clip": None, "start": None,
+                                         "start_sigma": None}
     assert record["sampler"] == {"kind": "dds", "steps": 6, "eta": DDS.eta, "cg_iters": 3, "gamma": None,
-                                 "lam": DDS.lam, "grid": "karras", "clip": False}  # resolved from medrecon.defaults
+                                 "lam": DDS.lam, "grid": "karras", "clip": False, "start": "noise",
+                                 "start_sigma": None}  # resolved from medrecon.defaults
     assert record["versions"]["torch"] == torch.__version__
     assert record["seeds"]["chunks"] == [chunk_seed(7, 0), chunk_seed(7, 1)]
     assert len(record["inputs"]["data"]["sha256"]) == 64

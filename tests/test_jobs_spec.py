@@ -38,7 +38,8 @@ def test_defaults_are_filled_from_signatures():
         "coils": None,
     }
     assert spec.sampler.options == {"steps": DDS.steps, "eta": None, "cg_iters": DDS.cg_iters, "lam": None,
-                                    "gamma": None, "grid": "karras", "clip": None}
+                                    "gamma": None, "grid": "karras", "clip": None, "start": None,
+                                    "start_sigma": None}
     assert spec.run == RunOptions()
 
 

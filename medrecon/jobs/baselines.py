@@ -146,17 +146,18 @@ MODALITY = {"zero_filled": "mri", "cg_sense": "mri", "l1_wavelet": "mri", "fbp":
 OPERATOR = {"linear_lines": "ultrasound_scanlines", "hazy_input": "ultrasound_haze"}  # baselines of one operator
 
 
-def check_baseline_modality(names: list[str], modality: str, operator: str | None = None) -> None:
+def check_baseline_modality(names: list[str], modality: str, operator: str | None = None,
+                            key: str = "run.baselines") -> None:
     """Refuse a baseline of the other modality (e.g. the CT ``tv`` on an MRI job), or of another operator kind
-    (``linear_lines`` on a dehazing job), before any compute."""
+    (``linear_lines`` on a dehazing job), before any compute; ``key`` names the job option in the message."""
     from ..errors import ConfigError
 
     for name in names:
         if MODALITY.get(name, modality) != modality:
             fitting = ", ".join(k for k, v in MODALITY.items() if v == modality)
-            raise ConfigError(f"run.baselines: {name!r} is a {MODALITY[name].upper()} baseline and this is an "
+            raise ConfigError(f"{key}: {name!r} is a {MODALITY[name].upper()} baseline and this is an "
                               f"{modality.upper()} job (its baselines: {fitting})")
         if operator is not None and OPERATOR.get(name, operator) != operator:
             fitting = ", ".join(k for k, v in OPERATOR.items() if v == operator) or "none"
-            raise ConfigError(f"run.baselines: {name!r} needs operator.kind = {OPERATOR[name]!r}, not {operator!r} "
+            raise ConfigError(f"{key}: {name!r} needs operator.kind = {OPERATOR[name]!r}, not {operator!r} "
                               f"(baselines of this operator: {fitting})")

@@ -196,6 +196,9 @@ def _prepare(spec: JobSpec, registry: Registry, device_name: str | None) -> Prep
     from .baselines import check_baseline_modality
 
     check_baseline_modality(list(spec.baselines), volume.modality, spec.operator.kind)
+    start = (sampler.settings or {}).get("start", "noise")
+    if start != "noise":
+        check_baseline_modality([start], volume.modality, spec.operator.kind, key="sampler.start")
     baselines = {
         name: functools.partial(registry.get("baseline", name).build, **options)
         for name, options in spec.baselines.items()

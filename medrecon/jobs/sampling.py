@@ -79,15 +79,38 @@ def _positive(**values: float) -> None:
             raise ConfigError(f"sampler.{key} = {value}: must be at least 1")
 
 
-def _grid(prior_meta: dict[str, Any], steps: int, grid: str):
-    """The noise grid: Karras (rho 7) over the prior's trained range, or the VP linear grid of the papers."""
+def _grid(prior_meta: dict[str, Any], steps: int, grid: str, sigma_start: float | None = None):
+    """The noise grid: Karras (rho 7) over the prior's trained range (from ``sigma_start`` when given: a partial
+    diffusion), or the VP linear grid of the papers."""
     from .. import samplers
     from ..priors.meta import sigma_range
 
     if grid == "vp":
+        if sigma_start is not None:
+            raise ConfigError('sampler.start: a partial diffusion runs on grid = "karras" (from start_sigma), '
+                              'not "vp"')
         return samplers.vp_linear(steps)
     lo, hi = sigma_range(prior_meta)
-    return samplers.karras(steps, lo, hi)
+    if sigma_start is not None and not lo < sigma_start <= hi:
+        raise ConfigError(f"sampler.start_sigma = {sigma_start:g}: must lie in the prior's noise range "
+                          f"({lo:g}, {hi:g}]")
+    return samplers.karras(steps, lo, hi if sigma_start is None else sigma_start)
+
+
+def start_estimate(start: str) -> Callable[[Any], torch.Tensor] | None:
+    """The sampler's ``x_init`` for ``sampler.start``: None for ``"noise"``, else the baseline of that name
+    (``jobs.baselines``, default options) on the chunk's ``(y, A)`` in prior units."""
+    from .baselines import BASELINES
+
+    if start == "noise":
+        return None
+    build = BASELINES.get(start)
+    if build is None:
+        raise ConfigError(f"sampler.start = {start!r}: not 'noise' or a baseline ({', '.join(BASELINES)})")
+    if getattr(build, "couples_batch", False):
+        raise ConfigError(f"sampler.start = {start!r} needs every slice of the volume in one call; a 2D sampler "
+                          "starts chunk by chunk (use a per-slice baseline, e.g. 'tv')")
+    return lambda problem: build(problem.y, problem.A)
 
 
 def _data_range(prior_meta: dict[str, Any]) -> tuple[float, float] | None:
@@ -102,7 +125,7 @@ def _sigma_data(prior_meta: dict[str, Any]) -> float | None:
     return sigma_data(prior_meta)
 
 
-@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE)
+@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE, start_sigma=_POSITIVE)
 def dds(
     prior_meta: dict[str, Any],
     *,
@@ -113,6 +136,8 @@ def dds(
     gamma: float | None = None,
     grid: Literal["karras", "vp"] = "karras",
     clip: bool | None = None,
+    start: str | None = None,
+    start_sigma: float | None = None,
 ) -> SamplerComponent:
     """Decomposed Diffusion Sampler: DDIM with CG data consistency on the Tweedie estimate (one NFE per step).
 
@@ -126,28 +151,37 @@ def dds(
             the modality's default, a fixed 0 for ultrasound scan lines, else the noise-aware rho).
         grid: noise levels: karras over the prior's trained range, or vp (the paper's linear VP grid).
         clip: clamp each Tweedie estimate to the prior's data range (none: the modality's default).
+        start: "noise", or a baseline (e.g. "tv", "l1_wavelet") whose reconstruction the run starts from,
+            diffused to ``start_sigma`` (Come-Closer-Diffuse-Faster; all ``steps`` from there down). None: the
+            modality's default.
+        start_sigma: the first noise level of a run from a baseline, in prior units (none: the default).
     """
     from .. import samplers
 
-    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip)
-    return _checked("dds", lambda: samplers.dds(**_dds_options(prior_meta, settings)), settings)
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start, start_sigma)
+    x_init = start_estimate(settings["start"])
+    return _checked("dds", lambda: samplers.dds(**_dds_options(prior_meta, settings), x_init=x_init), settings)
 
 
 def _dds_settings(prior_meta: dict[str, Any], steps: int, eta: float | None, cg_iters: int, lam: float | None,
-                  gamma: float | None, grid: str, clip: bool | None) -> dict[str, Any]:
+                  gamma: float | None, grid: str, clip: bool | None, start: str | None = None,
+                  start_sigma: float | None = None) -> dict[str, Any]:
     """DDS's job settings with the modality's defaults filled in (``medrecon.defaults.dds_for``)."""
     _positive(steps=steps, cg_iters=cg_iters)
     chosen = D.dds_for(prior_meta.get("modality"))
+    start = chosen.start if start is None else start
     return {"steps": steps, "eta": chosen.eta if eta is None else eta, "cg_iters": cg_iters,
             "lam": chosen.lam if lam is None else lam, "gamma": chosen.gamma if gamma is None else gamma,
-            "grid": grid, "clip": chosen.clip if clip is None else clip}
+            "grid": grid, "clip": chosen.clip if clip is None else clip, "start": start,
+            "start_sigma": None if start == "noise" else (chosen.start_sigma if start_sigma is None
+                                                          else start_sigma)}
 
 
 def _dds_options(prior_meta: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``samplers.dds`` / ``samplers.dds_3d`` from ``_dds_settings``."""
+    """The keyword arguments of ``samplers.dds`` / ``samplers.dds_3d`` from ``_dds_settings`` (``x_init`` apart)."""
     return {"steps": settings["steps"], "eta": settings["eta"], "cg_iters": settings["cg_iters"],
             "gamma": settings["gamma"], "lam": settings["lam"], "sigma_data": _sigma_data(prior_meta),
-            "sigmas": _grid(prior_meta, settings["steps"], settings["grid"]),
+            "sigmas": _grid(prior_meta, settings["steps"], settings["grid"], settings.get("start_sigma")),
             "clip": _data_range(prior_meta) if settings["clip"] else None}
 
 
@@ -183,7 +217,7 @@ def dds_3d(
     """
     from .. import samplers
 
-    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip)
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start="noise")
     settings.update(rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch, tv_xy=tv_xy)
     options = _dds_options(prior_meta, settings)
     return _checked("dds_3d", lambda: samplers.dds_3d(

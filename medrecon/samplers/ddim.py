@@ -1,6 +1,7 @@
 """DDIM with optional data consistency on the Tweedie estimate: DDS, DDIM + projection, unconditional DDIM."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import torch
@@ -11,7 +12,7 @@ from .consistency import KrylovCG, Projection
 from .problem import InverseProblem
 from .schedules import vp_linear
 from .state import Sampler, State
-from .transitions import ddim_step, dds_step
+from .transitions import ddim_step, dds_step, gaussian_like
 
 __all__ = ["DDIM", "DataConsistency", "clip_to_range", "ddim_projection", "dds", "tweedie_with_dc"]
 
@@ -83,6 +84,10 @@ class DDIM(Sampler):
         init_var: see ``Sampler``.
         clip: clamp every Tweedie estimate to this range (the prior's data range; complex: the magnitude), as
             DPS clips to [-1, 1]; None leaves it.
+        x_init: partial diffusion from an estimate (Come-Closer-Diffuse-Faster, Chung et al. 2022): the run
+            starts at ``x_init(problem) + sigma_0 xi`` (``(B, *image)`` in prior units, e.g. a TV
+            reconstruction; ``sigma_0`` the grid's first level, below the prior's maximum) instead of
+            ``N(0, (sigma_0^2 + init_var) I)``. None: from noise.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class DDIM(Sampler):
         eps: Literal["prior", "posterior"] = "prior",
         init_var: float = 1.0,
         clip: tuple[float, float] | None = None,
+        x_init: Callable[[InverseProblem], torch.Tensor] | None = None,
     ):
         super().__init__(sigmas, init_var)
         if noise not in ("ddim", "dds"):
@@ -102,9 +108,29 @@ class DDIM(Sampler):
             raise ValueError(f"eps must be 'prior' or 'posterior', got {eps!r}")
         if not 0.0 <= eta <= 1.0:
             raise ValueError("eta must lie in [0, 1]")
-        self.eta, self.noise, self.dc, self.eps, self.clip = eta, noise, dc, eps, clip
-        self.needs_problem = dc is not None
+        self.eta, self.noise, self.dc, self.eps, self.clip, self.x_init = eta, noise, dc, eps, clip, x_init
+        self.needs_problem = dc is not None or x_init is not None
         self.requires_grad = bool(getattr(dc, "needs_grad", False))
+
+    def init(
+        self,
+        problem: InverseProblem | None,
+        denoiser: Denoiser,
+        generator: torch.Generator,
+        shape: tuple[int, ...] | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> State:
+        if self.x_init is None:
+            return super().init(problem, denoiser, generator, shape, dtype, device)
+        problem = self._require(problem)
+        template = self._template(problem, shape, dtype, device)
+        with torch.no_grad():
+            start = self.x_init(problem)
+        if tuple(start.shape) != tuple(template.shape):
+            raise ValueError(f"x_init gave shape {tuple(start.shape)}, the sampler needs {tuple(template.shape)}")
+        x = start.to(template) + self.sigmas[0] * gaussian_like(template, generator)
+        return State(x=x, x0=torch.zeros_like(x), log_weights=x.new_zeros(x.shape[0], dtype=x.real.dtype))
 
     def step(
         self, state: State, problem: InverseProblem | None, denoiser: Denoiser, generator: torch.Generator
@@ -131,15 +157,17 @@ def dds(
     tol: float | None = None,
     sigmas: torch.Tensor | None = None,
     clip: tuple[float, float] | None = None,
+    x_init: Callable[[InverseProblem], torch.Tensor] | None = None,
 ) -> DDIM:
     """DDS: VP linear grid of ``steps`` points (or the given ``sigmas``), DDS noise ``eta``, ``cg_iters`` CG
     iterations on ``(A^H A + rho I) x = A^H y + rho x0_hat`` from ``x0_hat``.
 
     ``rho`` follows the measurement noise and the current noise level (``consistency.data_weight`` with ``lam``
     and ``sigma_data``; noiseless data give the normal equations, early stopping as the regulariser) unless
-    ``gamma`` fixes it (the paper's noisy-MRI setting is ``gamma = 1``). ``clip``: see ``DDIM``."""
+    ``gamma`` fixes it (the paper's noisy-MRI setting is ``gamma = 1``). ``clip``, ``x_init``: see ``DDIM``."""
     grid = vp_linear(steps) if sigmas is None else sigmas
-    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma, tol), clip=clip)
+    return DDIM(grid, eta=eta, noise="dds", dc=KrylovCG(cg_iters, lam, sigma_data, gamma, tol), clip=clip,
+                x_init=x_init)
 
 
 def ddim_projection(

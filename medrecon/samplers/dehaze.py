@@ -18,14 +18,11 @@ from typing import Literal
 
 import torch
 
-from medrecon.priors.base import Denoiser
 from operators.ultrasound import mu_law_compress, mu_law_expand
 
 from .ddim import DDIM, DataConsistency
 from .problem import InverseProblem
 from .schedules import karras
-from .state import State
-from .transitions import gaussian_like
 
 __all__ = ["CompandedMixtureGradient", "JointDehazing", "joint_dehazing"]
 
@@ -71,24 +68,19 @@ class JointDehazing(DDIM):
     def __init__(self, sigmas: torch.Tensor, dc: DataConsistency | None = None, eta: float = 1.0,
                  noise: Literal["ddim", "dds"] = "ddim", start: Literal["measurement", "noise"] = "measurement",
                  init_var: float = 1.0):
-        dc = dc if dc is not None else CompandedMixtureGradient()
-        super().__init__(sigmas, eta=eta, noise=noise, dc=dc, eps="posterior", init_var=init_var,
-                         clip=(-1.0, 1.0) if start == "measurement" else None)
         if start not in ("measurement", "noise"):
             raise ValueError(f"start must be 'measurement' or 'noise', got {start!r}")
+        dc = dc if dc is not None else CompandedMixtureGradient()
+        super().__init__(sigmas, eta=eta, noise=noise, dc=dc, eps="posterior", init_var=init_var,
+                         clip=(-1.0, 1.0) if start == "measurement" else None,
+                         x_init=self._companded_measurement if start == "measurement" else None)
         self.start = start
 
-    def init(self, problem: InverseProblem | None, denoiser: Denoiser, generator: torch.Generator,
-             shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None,
-             device: torch.device | str | None = None) -> State:
-        if self.start == "noise":
-            return super().init(problem, denoiser, generator, shape, dtype, device)
-        problem = self._require(problem)
+    def _companded_measurement(self, problem: InverseProblem) -> torch.Tensor:
+        """``C(y)`` for every stacked source, ``(B, K, H, W)``."""
         mu = getattr(self.dc, "mu", None)
         y = problem.y if mu is None else mu_law_compress(problem.y, mu)
-        template = problem.adjoint_y
-        x = y.unsqueeze(1).expand_as(template) + self.sigmas[0] * gaussian_like(template, generator)
-        return State(x=x, x0=torch.zeros_like(x), log_weights=x.new_zeros(x.shape[0]))
+        return y.unsqueeze(1).expand_as(problem.adjoint_y)
 
 
 def joint_dehazing(steps: int = 50, sigma_start: float = 0.5, sigma_min: float = 0.002,
