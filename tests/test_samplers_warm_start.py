@@ -146,3 +146,17 @@ def test_bad_start_is_refused_before_any_output(tmp_path, stand_in, option, mess
     with pytest.raises(ConfigError, match=message):
         run_job(load_spec(job), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_ct_dds_starts_from_tv_by_default_and_mri_from_noise():
+    from medrecon import defaults as D
+    from medrecon.jobs.sampling import dds as dds_component
+
+    ct = dds_component({"modality": "ct"}, steps=8)
+    assert ct.settings["start"] == "tv" and ct.sampler.x_init is not None
+    assert ct.sampler.sigmas[0] == pytest.approx(D.dds_for("ct").start_sigma)
+    mri = dds_component({"modality": "mri"}, steps=8)
+    assert mri.settings["start"] == "noise" and mri.sampler.x_init is None and mri.settings["start_sigma"] is None
+    assert mri.sampler.sigmas[0] == pytest.approx(80.0)
+    cold = dds_component({"modality": "ct"}, steps=8, start="noise")
+    assert cold.sampler.x_init is None and cold.sampler.sigmas[0] == pytest.approx(80.0)
