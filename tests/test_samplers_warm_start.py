@@ -130,6 +130,16 @@ def test_job_starts_dds_from_tv(tmp_path, stand_in):
     assert result.metrics["dds"]["psnr"] > 0.0
 
 
+def test_check_names_the_start(tmp_path, stand_in, capsys):
+    from medrecon.cli import main
+
+    job = tmp_path / "ct.toml"
+    job.write_text(_ct_job(tmp_path, 'start = "tv"\nstart_sigma = 0.3'))
+    assert main(["check", str(job)]) == 0
+    assert "sampler dds with 4 steps from tv at sigma 0.3 (" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("option, message", [
     ('start = "l1_wavelet"', "sampler.start: 'l1_wavelet' is a MRI baseline"),
     ('start = "sirt"', "sampler.start = 'sirt': not 'noise' or a baseline"),

@@ -135,9 +135,12 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     steps = getattr(job.sampler.sampler, "num_steps", None)
     batch = chunk_size(job.sampler, problem.num_slices, run.batch_size, run.slab_slices)
     chunks = -(-problem.num_slices // batch)
+    settings = job.sampler.settings or {}
+    start = settings.get("start", "noise")
+    origin = "" if start == "noise" else f" from {start} at sigma {settings['start_sigma']:g}"
     print(
         f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
-        f"{chunks} chunks of <= {batch}; sampler {spec.sampler.kind} with {steps} steps "
+        f"{chunks} chunks of <= {batch}; sampler {spec.sampler.kind} with {steps} steps{origin} "
         f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
         f"outputs: {', '.join(run.outputs)}"
     )
