@@ -154,6 +154,35 @@ def test_checkpoint_resume_is_bit_identical(name, priors, tmp_path):
     assert torch.equal(full, resumed.x)
 
 
+def test_kill_between_the_two_checkpoint_files_resumes_from_the_tensors_step(priors, tmp_path):
+    """``state.pt`` is replaced before ``state.json``: a kill between the two leaves a newer tensor file beside
+    the older record, and the resume must continue from the tensors' step (it gave other bytes before)."""
+    import json
+
+    problem = mri_problem()
+    prior = priors[True]
+    full = run(dds(8), problem, prior, torch.Generator().manual_seed(9), progress=False).x
+    records = []
+
+    def keep_record(state, info):
+        path = tmp_path / "chunk_0" / "state.json"
+        if path.exists():
+            records.append(path.read_text())
+        if state.step == 6:  # callbacks run before the step's checkpoint: step 5's is the last one written
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(dds(8), problem, prior, torch.Generator().manual_seed(9), progress=False, callbacks=[keep_record],
+            checkpoint_dir=tmp_path, checkpoint_every=1)
+    (tmp_path / "chunk_0" / "state.json").write_text(records[-2])  # the record of step 4 beside step 5's tensors
+    assert json.loads(records[-2])["step"] == 4
+    seen = []
+    resumed = run(dds(8), problem, prior, torch.Generator().manual_seed(1), progress=False,
+                  callbacks=[lambda s, i: seen.append(i.step)], checkpoint_dir=tmp_path, checkpoint_every=1)
+    assert seen[0] == 5
+    assert torch.equal(full, resumed.x)
+
+
 def test_prior_only_resume_restores_aux(priors, tmp_path):
     prior = priors[False]
     kwargs = {"shape": (2, 8, 8), "dtype": F64, "progress": False}

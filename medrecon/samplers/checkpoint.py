@@ -1,7 +1,9 @@
 """Checkpoints of a sampler run: the full ``State`` and the generator, as tensors plus a JSON record.
 
 Files in the checkpoint folder: ``state.pt`` (a flat dict of tensors written with ``torch.save``, read back with
-``weights_only=True``) and ``state.json`` (step, sampler name, number of steps). Both are replaced atomically.
+``weights_only=True``) and ``state.json`` (step, sampler name, number of steps). Both are replaced atomically,
+``state.pt`` first; it holds the step too, so a run killed between the two replacements resumes from the
+tensors' own step, not the record's older one.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def save_checkpoint(folder: str | Path, state: State, generator: torch.Generator
     tensors = {k: getattr(state, k).detach().cpu() for k in _FIXED}
     tensors.update({f"aux.{k}": v.detach().cpu() for k, v in state.aux.items()})
     tensors["generator"] = generator.get_state()
+    tensors["step"] = torch.tensor(state.step, dtype=torch.int64)
     _atomic(folder / "state.pt", lambda p: torch.save(tensors, p))
     record = {"step": state.step, **meta}
     _atomic(folder / "state.json", lambda p: Path(p).write_text(json.dumps(record, indent=1)))
@@ -77,6 +80,7 @@ def load_checkpoint(
         generator.set_state(tensors.pop("generator"))
     except (RuntimeError, TypeError, ValueError) as err:
         raise InputError(state_path, f"invalid generator state ({err})", "generator") from None
+    step = int(tensors.pop("step")) if "step" in tensors else int(record["step"])  # older files: the record's
     fixed = {k: tensors.pop(k).to(device) for k in _FIXED}
     aux = {k[len("aux."):]: v.to(device) for k, v in tensors.items()}
-    return State(step=int(record["step"]), aux=aux, **fixed)
+    return State(step=step, aux=aux, **fixed)
