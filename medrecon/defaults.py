@@ -256,8 +256,8 @@ DIFFUSION_MBIR = DiffusionMbirDefaults()
 COIL_MAPS = CoilMapDefaults()
 DDS_BY_MODALITY = {
     "mri": DdsDefaults(eta=1.0, lam=1.0),
-    # CT starts from TV diffused to 0.2 (chosen on Cranium slices 8, 11, 17, 20 at 256x256 from 0.1 / 0.2 / 0.5 and
-    # the start from noise: 20.72 / 20.79 / 20.30 / 19.45 dB at 8 views; 16 views 26.56 (0.2) vs 25.34 from noise)
+    # CT starts from TV diffused to 0.2 (chosen on Cranium slices 8, 11, 17, 20 at 256x256 from 0.1 / 0.2 / 0.3 / 0.5
+    # and the start from noise: 20.72 / 20.79 / 20.68 / 20.30 / 19.45 dB at 8 views; 16 views 26.56 vs 25.34)
     "ct": DdsDefaults(eta=0.85, lam=0.3, clip=True, start="tv", start_sigma=0.2),
     "ultrasound": DdsDefaults(eta=1.0, gamma=0.0, clip=True),  # scan-line completion of companded RF
 }
