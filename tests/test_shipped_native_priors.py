@@ -85,6 +85,27 @@ def test_ship_writes_the_prior_and_a_manifest_that_loads(tmp_path):
         ship_prior("ct_head", "ct_bad", recipe, pixel_spacing_mm=(2.0, 1.0), root=root)
     with pytest.raises(ConfigError, match="no such file"):
         ship_prior("ct_head", "ct_bad", root / "missing.toml", root=root)
+    with pytest.raises(ConfigError, match="--window 4"):
+        ship_prior("ct_head", "ct_bad", recipe, window=4, root=root)
+
+
+def test_ship_states_the_window_and_zero_removes_it(tmp_path):
+    from medrecon.training.ship import ship_prior
+
+    root = tmp_path / "repo"
+    (root / "data_manifests").mkdir(parents=True)
+    recipe = root / "data_manifests" / "recipe.toml"
+    recipe.write_text("# recipe\n")
+    record = json.loads(ship_prior("ct_head", "ct_windowed", recipe, window=64, root=root).read_text())
+    assert record["serves"]["window"] == [64, 64]
+    windowed = ckpt.load_prior(root / record["sidecar"])
+    assert windowed.meta["serves"]["window"] == [64, 64]
+    x = torch.rand(1, 128, 128)
+    with torch.no_grad():
+        one_pass = ckpt.load_prior("ct_head", window=0)(x, 0.3)
+        assert not torch.allclose(windowed(x, 0.3), one_pass)  # a 128 grid runs in 64 windows
+    record = json.loads(ship_prior(root / record["sidecar"], "ct_plain", recipe, window=0, root=root).read_text())
+    assert "window" not in record["serves"]
 
 
 def test_check_names_the_prior_auto_picked_and_the_data_pixel_size():

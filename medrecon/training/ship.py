@@ -61,10 +61,12 @@ def _manifest(name: str, meta: dict[str, Any], weights: Path, sidecar: Path, rec
 
 
 def ship_prior(source: str | Path, name: str, recipe: str | Path, *,
-               pixel_spacing_mm: tuple[float, float] | None = None, note: str | None = None,
-               root: str | Path | None = None) -> Path:
+               pixel_spacing_mm: tuple[float, float] | None = None, window: int | None = None,
+               note: str | None = None, root: str | Path | None = None) -> Path:
     """Copy the prior ``source`` (sidecar, weights or folder) to the shipped priors as ``name`` and write its
-    manifest; returns the manifest's path. ``ConfigError`` for an unknown recipe or a bad spacing interval."""
+    manifest; returns the manifest's path. ``window``: the side (pixels) of the windows larger grids are denoised
+    in (``serves.window``; 0 removes it). ``ConfigError`` for an unknown recipe, a bad spacing interval or
+    window."""
     from ..priors import checkpoint as ckpt
     from ..priors.meta import served_shapes
 
@@ -79,7 +81,13 @@ def ship_prior(source: str | Path, name: str, recipe: str | Path, *,
         if not 0 < lo <= hi:
             raise ConfigError(f"--pixel-spacing {lo:g} {hi:g}: need 0 < LO <= HI (mm)")
         meta["serves"] = {**(meta.get("serves") or {}), "pixel_spacing_mm": [lo, hi]}
-        served_shapes(meta)  # validates the new serves field
+    if window is not None:
+        if window < 0 or 0 < window < 8:
+            raise ConfigError(f"--window {window}: windows need sides >= 8 pixels (0: no window)")
+        serves = {k: v for k, v in (meta.get("serves") or {}).items() if k != "window"}
+        meta["serves"] = {**serves, **({"window": [int(window)] * 2} if window else {})}
+    if pixel_spacing_mm is not None or window is not None:
+        served_shapes(meta)  # validates the new serves fields
     target = root / "medrecon" / "priors" / "default" / name
     sidecar = ckpt.save_checkpoint(target, state, meta)
     shipped = ckpt.read_sidecar(sidecar)
@@ -100,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True, help="the training recipe in data_manifests/")
     p.add_argument("--pixel-spacing", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="pixel sizes served, mm (serves.pixel_spacing_mm)")
+    p.add_argument("--window", type=int, default=None,
+                   help="side (pixels) of the windows larger grids are denoised in (serves.window; 0: none)")
     p.add_argument("--note", default=None, help="a sentence recorded in the manifest (e.g. how it was chosen)")
     a = p.parse_args(argv)
-    print(ship_prior(a.source, a.name, a.recipe, pixel_spacing_mm=a.pixel_spacing, note=a.note))
+    print(ship_prior(a.source, a.name, a.recipe, pixel_spacing_mm=a.pixel_spacing, window=a.window,
+                     note=a.note))
     return 0
 
 
