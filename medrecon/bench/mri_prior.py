@@ -14,6 +14,9 @@ The sets (``SET_NAMES``):
   fifth of the frame, as in ``medrecon bench native``);
 * ``bundled``: real MR slices that dipy and nibabel bundle (``training.bundled_mr``: a T1 slice, b=0 and
   diffusion-weighted images, EPI; 21 slices at 1-2 mm in 256x256 frames), which no shipped prior trains on;
+* ``itk``: the MR images of the ITK examples (``training.itk_mr``, Debian package insighttoolkit5-examples:
+  56 coronal slices of a scanner T1 at 2 mm, 6 BrainWeb-simulated axial slices at 1 mm, a mid-sagittal slice and
+  an abdominal slice; 64 slices in 256x256 frames), which no shipped prior trains on;
 * ``synthetic``: the held-out seeds of ``training.mri_synth`` at native fields of view (``--synthetic`` path to
   the ``heldout.npy`` written by ``python -m medrecon.training.mri_synth ... --spacing``).
 """
@@ -32,6 +35,7 @@ SET_NAMES = {"validation128": "MNI152 validation slices, 128x128",
              "heldout128": "MNI152 held-out band, 128x128",
              "native320": "MNI152 validation slices at 1 mm, 320x320",
              "bundled": "real MR bundled with dipy and nibabel, native pixel sizes, 256x256",
+             "itk": "MR of the ITK examples, native pixel sizes, 256x256",
              "synthetic": "synthetic MR, native fields of view (held-out seeds)"}
 
 
@@ -43,10 +47,11 @@ def sets(which: tuple[str, ...], synthetic: str | None = None, count: int = 0) -
     from ..training.data import to_network_images
     from ..training.bundled_mr import bundled_mr_slices
     from ..training.datasets import mni152_heldout_slices
+    from ..training.itk_mr import itk_mr_slices
 
     load = {"validation128": mri_validation_slices, "heldout128": mni152_heldout_slices,
             "native320": lambda: mri_validation_slices(320, resample=False),
-            "bundled": lambda: bundled_mr_slices()[0]}
+            "bundled": lambda: bundled_mr_slices()[0], "itk": lambda: itk_mr_slices()[0]}
     out = {}
     for k in which:
         if k == "synthetic":

@@ -31,6 +31,11 @@ The held-out slices use seeds ``MR_SYNTH_HELDOUT_SEEDS`` (training seeds are ``0
 ``0..N-1``) and ``DIR/heldout.npy`` (float16, ``(N, H, W)`` and ``(32, H, W)``) and the manifest
 ``data_manifests/prior_mri_synth_train.json``. Only the nilearn MNI152 template and tissue maps are read; no
 reserved image (Colin27, InVesalius Cranium, pydicom-data CT/MR) is.
+
+``--real-itk K`` appends ``K`` augmented copies (``augment_real_slice``: the same rotation, zoom, shift, elastic
+warp and field of view, a left-right flip, a bias field) of each of the 64 real and simulated MR slices of the ITK
+examples (``itk_mr``, Debian package insighttoolkit5-examples, Apache-2.0) to ``train.npy``, recording the files'
+sha256 and licence in the manifest; the held-out array is unchanged.
 """
 from __future__ import annotations
 
@@ -50,11 +55,13 @@ __all__ = [
     "MR_SYNTH_CLASSES",
     "MR_SYNTH_CONTRASTS",
     "MR_SYNTH_HELDOUT_SEEDS",
+    "augment_real_slice",
     "main",
     "mr_synth_heldout_slices",
     "mr_synth_slices",
     "mr_synth_training_set",
     "random_mr_slice",
+    "real_itk_training_slices",
 ]
 
 MR_SYNTH_HELDOUT_SEEDS = tuple(range(3_000_000, 3_000_032))
@@ -132,11 +139,12 @@ def _axial_position(rng: np.random.Generator, tpl: HeadTemplate) -> float:
 
 
 def _warp_coords(rng: np.random.Generator, head: np.ndarray, shape: tuple[int, int], spacing: float,
-                 upright: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas (row, column) coordinates of each pixel of a ``shape`` grid of ``spacing`` mm: rotation, anisotropic
-    zoom, shift around the head's centre and a smooth elastic displacement."""
+                 upright: bool, canvas_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas (row, column) coordinates of each pixel of a ``shape`` grid of ``spacing`` canvas pixels (of
+    ``canvas_mm`` mm): rotation, anisotropic zoom, shift around the head's centre and a smooth elastic
+    displacement."""
     ys, xs = np.nonzero(head) if head.any() else (np.array([head.shape[0] / 2]), np.array([head.shape[1] / 2]))
-    cy, cx = ys.mean() + rng.uniform(-10, 10), xs.mean() + rng.uniform(-10, 10)
+    cy, cx = ys.mean() + rng.uniform(-10, 10) / canvas_mm, xs.mean() + rng.uniform(-10, 10) / canvas_mm
     theta = rng.normal(0, np.radians(10)) if upright else rng.uniform(-np.pi, np.pi)
     sy, sx = rng.uniform(0.9, 1.1, size=2)
     v = (np.arange(shape[0]) - (shape[0] - 1) / 2)[:, None] * spacing
@@ -144,11 +152,37 @@ def _warp_coords(rng: np.random.Generator, head: np.ndarray, shape: tuple[int, i
     c, s = np.cos(theta), np.sin(theta)
     y = (c * v - s * u) / sy
     x = (s * v + c * u) / sx
-    amp = rng.uniform(0, 4)  # mm
-    width = rng.uniform(15, 45) / spacing  # pixels
+    amp = rng.uniform(0, 4) / canvas_mm  # 0-4 mm
+    width = rng.uniform(15, 45) / (spacing * canvas_mm)  # output pixels
     y = y + amp * _smooth(rng, shape, width)
     x = x + amp * _smooth(rng, shape, width)
     return y + cy, x + cx
+
+
+def _output_spacing(rng: np.random.Generator, shape: tuple[int, int],
+                    spacing_mm: tuple[float, float] | None) -> float:
+    """The mm per output pixel: a field of view of 225-285 mm across the shorter side, or with ``spacing_mm =
+    (lo, hi)`` log-uniform in ``[lo, hi]``."""
+    if spacing_mm is None:
+        return rng.uniform(225, 285) / min(shape)
+    lo, hi = (float(v) for v in spacing_mm)
+    if not 0 < lo <= hi:
+        raise ValueError(f"spacing_mm must satisfy 0 < lo <= hi, got {spacing_mm}")
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _render(rng: np.random.Generator, planes: np.ndarray, head: np.ndarray, shape: tuple[int, int],
+            spacing: float, upper: float | None, canvas_mm: float = 1.0) -> np.ndarray:
+    """``planes (C, Y, X)`` of a canvas (pixels of ``canvas_mm`` mm) warped by ``_warp_coords`` onto a ``shape``
+    grid of ``spacing`` canvas pixels: rendered at <= 1 canvas pixel (at most 4x finer), clipped to
+    ``[0, upper]`` and area-downsampled -> ``(C, H, W)`` float64."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = shape
+    f = int(np.clip(np.ceil(spacing), 1, 4))
+    yc, xc = _warp_coords(rng, head, (f * h, f * w), spacing / f, rng.random() < 0.75, canvas_mm)
+    out = np.stack([map_coordinates(pl, [yc, xc], order=1, mode="constant", cval=0.0) for pl in planes])
+    return np.clip(out, 0, upper).reshape(len(planes), h, f, w, f).mean(axis=(2, 4))
 
 
 def _intensities(rng: np.random.Generator) -> tuple[str, np.ndarray]:
@@ -195,7 +229,7 @@ def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
     whatever the grid, so the head may fill a fraction of the frame (empty air around it) or overflow it, as in
     scanner reconstructions; without it the field of view is 225-285 mm across the shorter side (a filled frame).
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    from scipy.ndimage import gaussian_filter
 
     h, w = (int(n) for n in shape)
     if h < 1 or w < 1:
@@ -204,17 +238,8 @@ def random_mr_slice(seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
     rng = np.random.default_rng([seed, 1520])
     z = _axial_position(rng, tpl)
     planes = _tissue_planes(rng, tpl, z)
-    if spacing_mm is None:
-        spacing = rng.uniform(225, 285) / min(h, w)  # mm per output pixel
-    else:
-        lo, hi = (float(v) for v in spacing_mm)
-        if not 0 < lo <= hi:
-            raise ValueError(f"spacing_mm must satisfy 0 < lo <= hi, got {spacing_mm}")
-        spacing = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    f = int(np.clip(np.ceil(spacing), 1, 4))  # render at <= 1 mm (at most 4x), then area-downsample
-    yc, xc = _warp_coords(rng, planes.sum(axis=0) > 0.5, (f * h, f * w), spacing / f, rng.random() < 0.75)
-    probs = np.stack([map_coordinates(pl, [yc, xc], order=1, mode="constant", cval=0.0) for pl in planes])
-    probs = np.clip(probs, 0, 1).reshape(6, h, f, w, f).mean(axis=(2, 4))
+    spacing = _output_spacing(rng, (h, w), spacing_mm)
+    probs = _render(rng, planes, planes.sum(axis=0) > 0.5, (h, w), spacing, 1.0)
     probs = np.concatenate([np.clip(1 - probs.sum(axis=0), 0, 1)[None], probs])  # background first
     _, mean = _intensities(rng)
     img = np.zeros((h, w))
@@ -290,6 +315,53 @@ def _with_template(arr: np.ndarray, record: dict, shape: tuple[int, int], copies
     return np.concatenate([arr] + [tpl] * copies), record
 
 
+def augment_real_slice(image: np.ndarray, seed: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                       pixel_mm: float | None = None,
+                       spacing_mm: tuple[float, float] | None = None) -> np.ndarray:
+    """One augmented copy of a real magnitude slice ``image (Y, X)`` (anterior or superior up, pixels of
+    ``pixel_mm`` mm; None: taken as 1 mm) on a ``shape = (H, W)`` grid, float32, divided by its 99.5th percentile,
+    deterministic in ``seed``: the synthetic slices' geometry (rotation, anisotropic zoom 0.9-1.1, shift, elastic
+    warp; field of view 225-285 mm or pixel spacing from ``spacing_mm``), a left-right flip (half the copies) and
+    a bias field in [0.6, 1.4]. The image keeps its own noise and contrast."""
+    h, w = (int(n) for n in shape)
+    image = np.asarray(image, dtype=np.float64)
+    rng = np.random.default_rng([seed, 1521])
+    canvas_mm = 1.0 if pixel_mm is None else float(pixel_mm)
+    spacing = _output_spacing(rng, (h, w), spacing_mm) / canvas_mm
+    head = image > 0.05 * image.max() if image.max() > 0 else np.ones(image.shape, bool)
+    img = _render(rng, image[None], head, (h, w), spacing, None, canvas_mm)[0]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    return _normalise(img * _bias_field(rng, (h, w))).astype(np.float32)
+
+
+def real_itk_training_slices(copies: int, shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
+                             spacing_mm: tuple[float, float] | None = None,
+                             data_dir: str | Path | None = None) -> tuple[np.ndarray, dict]:
+    """``copies`` augmented copies (``augment_real_slice``, seeds ``c N + i`` for copy ``c`` of slice ``i``) of the
+    ``N`` ITK example slices (``itk_mr.itk_mr_slices``) -> ``(copies N, H, W)`` float32 and their provenance
+    record (files with sha256, slices, licence)."""
+    from ..files import sha256_file
+    from .itk_mr import FRAME, ITK_DATA, LICENSE, itk_mr_files, itk_mr_slices
+
+    data_dir = ITK_DATA if data_dir is None else Path(data_dir)
+    images, records = itk_mr_slices(FRAME, data_dir)
+    n = len(images)
+    out = [augment_real_slice(images[i], c * n + i, shape, records[i]["pixel_mm"], spacing_mm)
+           for c in range(copies) for i in range(n)]
+    files = list(dict.fromkeys(r["file"] for r in records))
+    return (np.stack(out) if out else np.zeros((0, *shape), np.float32)), {
+        "copies": copies, "count": n, "seeds": [0, copies * n], "directory": str(data_dir),
+        "license": LICENSE,
+        "files": {f.name: sha256_file(f) for f in itk_mr_files(data_dir)},
+        "slices": {f: [r["slice"] for r in records if r["file"] == f] for f in files},
+        "pixel_mm": {f: next(r["pixel_mm"] for r in records if r["file"] == f) for f in files},
+        "augmentation": "rotation (mostly near upright), anisotropic zoom 0.9-1.1, shift, elastic warp, field of "
+                        "view as the synthetic slices (pixels of unstated size taken as 1 mm), left-right flip "
+                        "(half), bias field in [0.6, 1.4]; each copy divided by its 99.5th percentile",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write ``train.npy`` / ``heldout.npy`` (float16) to ``--out`` and the manifest ``MANIFEST_PATH``."""
     from ..files import atomic_path
@@ -306,9 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--template-copies", type=int, default=0, metavar="K",
                    help="append K copies of the shipped mri prior's training set (MNI152 slices and phantoms, "
                         "datasets.mri_training_set) resized to the grid")
+    p.add_argument("--real-itk", type=int, default=0, metavar="K",
+                   help="append K augmented copies of every real MR slice of the ITK examples (training.itk_mr; "
+                        "apt-get install insighttoolkit5-examples)")
+    p.add_argument("--itk-data", default=None, metavar="DIR",
+                   help="directory of the ITK example data (default: the Debian package's)")
     a = p.parse_args(argv)
-    if a.count < 0 or min(a.size) < 1 or a.template_copies < 0:
-        p.error("--count and --template-copies must be >= 0 and --size positive")
+    if a.count < 0 or min(a.size) < 1 or a.template_copies < 0 or a.real_itk < 0:
+        p.error("--count, --template-copies and --real-itk must be >= 0 and --size positive")
     if a.spacing is not None and not 0 < a.spacing[0] <= a.spacing[1]:
         p.error("--spacing needs 0 < LO <= HI")
     shape = (a.size[0], a.size[1])
@@ -321,16 +398,28 @@ def main(argv: list[str] | None = None) -> int:
     if a.template_copies:
         arr, record = _with_template(arr, record, shape, a.template_copies)
         flags += f" --template-copies {a.template_copies}"
+    licence = ("synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
+               "attribution)")
+    counts = {"train": 0, "synthetic": a.count, "heldout": len(MR_SYNTH_HELDOUT_SEEDS)}
+    if a.real_itk:
+        real, itk_record = real_itk_training_slices(a.real_itk, shape, spacing, a.itk_data)
+        arr = np.concatenate([arr, real])
+        record = dict(record, itk=itk_record, real_images=(
+            f"{a.real_itk} augmented copies of the {itk_record['count']} MR slices of the ITK examples (see itk)"))
+        licence += f"; ITK example MR images: {itk_record['license']}"
+        counts["itk"] = len(real)
+        flags += f" --real-itk {a.real_itk}" + ("" if a.itk_data is None else f" --itk-data {a.itk_data}")
+    counts["train"] = int(len(arr))
     manifest = {
         "name": name, "modality": "mri", "image_size": list(shape),
-        "licence": "synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
-                   "attribution)",
+        "licence": licence,
         "generator": "medrecon.training.mri_synth (python -m medrecon.training.mri_synth --out DIR "
                      f"--count {a.count} --size {shape[0]} {shape[1]}{flags})",
-        "counts": {"train": int(len(arr)), "synthetic": a.count, "heldout": len(MR_SYNTH_HELDOUT_SEEDS)},
+        "counts": counts,
         "train": _save(out / "train.npy", arr),
         "heldout": _save(out / "heldout.npy", mr_synth_heldout_slices(shape, spacing)),
-        "versions": _versions(["nilearn", "scipy", "scikit-image", "numpy", "medrecon"]),
+        "versions": _versions(["nilearn", "scipy", "scikit-image", "numpy", "medrecon"]
+                              + (["nibabel"] if a.real_itk else [])),
         "selection": record,
     }
     path = MANIFEST_PATH.with_name(f"{name}.json")
