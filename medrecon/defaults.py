@@ -52,7 +52,8 @@ class DdsDefaults:
     ``cg_iters`` CG steps of the noise-aware proximal data consistency with weight ``lam``, or a fixed proximal
     weight ``gamma`` instead (0: the early-stopped normal equations, exact on a line mask); ``clip`` clamps each
     Tweedie estimate to the prior's data range; ``start`` is ``"noise"`` or the baseline whose reconstruction the
-    run starts from, diffused to ``start_sigma`` (prior units)."""
+    run starts from, diffused to ``start_sigma`` (prior units); ``chains`` independent chains per slice are averaged
+    (``steps x chains`` network evaluations per slice)."""
 
     steps: int = 50
     eta: float = 0.85
@@ -62,6 +63,7 @@ class DdsDefaults:
     clip: bool = False
     start: str = "noise"
     start_sigma: float = 0.5
+    chains: int = 1
 
 
 @dataclass(frozen=True)

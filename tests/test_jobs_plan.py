@@ -112,7 +112,9 @@ def test_planned_masks_need_a_file_and_files_need_planned_masks(job_file, capsys
     assert 'use mask = "planned"' in capsys.readouterr().err
 
 
-def test_ct_views_are_planned_from_candidate_angles(tmp_path):
+@pytest.mark.parametrize("start", ["", 'start = "tv"\nstart_sigma = 0.5'], ids=["from_noise", "from_tv"])
+def test_ct_views_are_planned_from_candidate_angles(tmp_path, start):
+    # from TV: the start estimate runs on the planner's per-slice view selections (one per image, not per chain)
     text = f"""
 [data]
 kind = "ct_phantom"
@@ -131,6 +133,7 @@ kind = "gaussian_test"
 kind = "dds"
 steps = 6
 cg_iters = 3
+{start}
 
 [run]
 seed = 1

@@ -3,7 +3,8 @@ scores every unacquired candidate by the particles' disagreement about its measu
 swaps the acquisition factor of the operator and continues; the final reconstruction uses all acquired data.
 
 Particles are either a sampler's own (the SMC samplers, ``samples_per_image > 1``; new data reweights them through
-``retarget``) or ``chains`` independent chains of any single-chain sampler (DDS, DPS, ...), run as one batch.
+``retarget``) or ``chains`` independent chains of any single-chain sampler (DDS, DPS, ...), run as one batch
+(``samplers.IndependentChains``; a sampler that already averages chains is re-chained with ``chains``).
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from typing import Literal
 
 import torch
 
-from operators import RepeatBatch
-
 from ..priors.base import Denoiser
 from ..samplers.driver import StepInfo, TimedDenoiser, timed_step
+from ..samplers.chains import IndependentChains
 from ..samplers.problem import InverseProblem
 from ..samplers.state import Sampler
 from .candidates import Candidates
@@ -142,10 +142,14 @@ def plan(
     """
     from tqdm.auto import tqdm
 
-    own = int(getattr(sampler, "samples_per_image", 1))
-    reps = own if own > 1 else int(chains)
+    if isinstance(sampler, IndependentChains):  # the planner runs its own chains of the underlying sampler
+        sampler = sampler.base
+    chained = int(getattr(sampler, "samples_per_image", 1)) == 1
+    reps = int(chains) if chained else int(sampler.samples_per_image)
     if reps < 2:
         raise ValueError(f"planning needs at least 2 particles per problem, got {reps}")
+    if chained:
+        sampler = IndependentChains(sampler, reps)
     rounds_at = dict(zip(schedule.steps, schedule.counts))
     if any(not 1 <= s < sampler.num_steps for s in rounds_at):
         raise ValueError(f"acquisition steps {sorted(rounds_at)} lie outside the sampler's steps "
@@ -161,14 +165,10 @@ def plan(
         width = candidates.count / max(1, int(acquired[0].sum()) + schedule.total)
 
     def problem_of(acq: torch.Tensor, y: torch.Tensor) -> InverseProblem:
-        op = candidates.operator(acq)
-        if own > 1:
-            return InverseProblem(op, y, sigma_y)
-        flat = RepeatBatch(op, reps, candidates.domain_ndim, y.ndim - 1)
-        return InverseProblem(flat, torch.cat([y] * reps), sigma_y)
+        return InverseProblem(candidates.operator(acq), y, sigma_y)
 
-    def particles_of(x: torch.Tensor) -> torch.Tensor:
-        return x if own > 1 else x.reshape(reps, b, *x.shape[1:])
+    def particles_of(x: torch.Tensor) -> torch.Tensor:  # chains lie copy-major along the batch
+        return x.reshape(reps, b, *x.shape[1:]) if chained else x
 
     timed = TimedDenoiser(denoiser)
     result = Plan(acquired, torch.zeros(b, 0, dtype=torch.long))
@@ -188,9 +188,8 @@ def plan(
             result.steps.append(info)
             bar.update(1)
         bar.close()
-    final = sampler.result(state).detach()
     result.particles = particles_of(state.x.detach())
-    result.x = final if own > 1 else particles_of(final).mean(0)
+    result.x = sampler.result(state).detach()
     return result
 
 

@@ -103,7 +103,7 @@ def tv_pdhg(y: torch.Tensor, op: LinearOperator, lam: float | torch.Tensor | Non
     without an operator norm. ``lam`` defaults to ``lam_rel`` times the image scale (module docstring).
     """
     back = op.adjoint(y)
-    col = op.adjoint(op(torch.ones_like(back[(0,) * (back.ndim - 2)])))
+    col = op.adjoint(op(torch.ones_like(back)))  # per sample: operators may differ along the batch (planned views)
     if lam is None:
         lam = lam_rel * _image_scale(y, op, back, col)
     return pdhg_tv(y, op, lam, iters, gradient_2d, divergence_2d, nonneg=nonneg, x0=x0)
@@ -118,8 +118,7 @@ def pdhg_tv(y: torch.Tensor, op: LinearOperator, lam: float | torch.Tensor, iter
     ``divergence`` and the largest absolute column and row sums of its matrix (``gradient_2d``: 4 and 2), which
     set the primal and the dual steps."""
     back = op.adjoint(y)
-    ones = torch.ones_like(back[(0,) * (back.ndim - 2)])
-    row = op(ones)
+    row = op(torch.ones_like(back))  # per sample, as in ``tv_pdhg``
     col = op.adjoint(torch.ones_like(row))
     c = float(col.mean())
     scale_op = c ** -0.5

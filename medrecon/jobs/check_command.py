@@ -138,9 +138,11 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     settings = job.sampler.settings or {}
     start = settings.get("start", "noise")
     origin = "" if start == "noise" else f" from {start} at sigma {settings['start_sigma']:g}"
+    chains = settings.get("chains", 1)
+    averaged = f" x {chains} chains averaged" if chains > 1 else ""
     print(
         f"plan      {problem.num_slices} slices of {problem.image_shape[0]}x{problem.image_shape[1]} in "
-        f"{chunks} chunks of <= {batch}; sampler {spec.sampler.kind} with {steps} steps{origin} "
+        f"{chunks} chunks of <= {batch}; sampler {spec.sampler.kind} with {steps} steps{averaged}{origin} "
         f"({steps} denoiser calls per chunk); baselines: {', '.join(run.baselines) or 'none'}; "
         f"outputs: {', '.join(run.outputs)}"
     )

@@ -281,12 +281,14 @@ def _metrics(recon: np.ndarray, reference: np.ndarray | None, data_range: float 
 def _ensemble_outputs(
     extras: list[dict[str, torch.Tensor]], crop: tuple[int, int]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any] | None]:
-    """The SMC ensembles' maps (cropped, data units) and their ESS / resampling summary; nothing for samplers
-    without further outputs."""
+    """The ensembles' maps (cropped, data units) and, for the SMC ensembles, their ESS / resampling summary
+    (independent chains: equal weights, nothing to summarise); nothing for samplers without further outputs."""
     if not extras or not all(UNCERTAINTY_MAPS[0] in e for e in extras):
         return {}, None
     merged = {k: torch.cat([e[k] for e in extras]) for k in extras[0]}
     maps = {k: magnitude(merged[k], crop) for k in UNCERTAINTY_MAPS}
+    if "ess" not in merged:
+        return maps, {"weights": "equal (independent chains)"}
     ess = merged["ess"].to(torch.float64)
     steps = ess.shape[1] - 1
     resamples = [int(v) for v in merged["resamples"]]

@@ -125,11 +125,12 @@ def _sigma_data(prior_meta: dict[str, Any]) -> float | None:
     return sigma_data(prior_meta)
 
 
-@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE, start_sigma=_POSITIVE)
+@value_ranges(steps=_ONE, eta=_UNIT, cg_iters=_ONE, lam=_POSITIVE, gamma=_NON_NEGATIVE, start_sigma=_POSITIVE,
+              chains=_ONE)
 def dds(
     prior_meta: dict[str, Any],
     *,
-    steps: int = D.DDS.steps,
+    steps: int | None = None,
     eta: float | None = None,
     cg_iters: int = D.DDS.cg_iters,
     lam: float | None = None,
@@ -138,11 +139,12 @@ def dds(
     clip: bool | None = None,
     start: str | None = None,
     start_sigma: float | None = None,
+    chains: int | None = None,
 ) -> SamplerComponent:
     """Decomposed Diffusion Sampler: DDIM with CG data consistency on the Tweedie estimate (one NFE per step).
 
     Args:
-        steps: diffusion steps (= network calls).
+        steps: diffusion steps (= network calls; none: the default for the prior's modality).
         eta: DDS noise mixing in [0, 1] (none: the default for the prior's modality, medrecon.defaults).
         cg_iters: CG iterations on (A^H A + rho I) x = A^H y + rho x0_hat per step.
         lam: weight of the noise-aware proximal term, rho = lam sigma_y^2 / Var[x0 | x_t] (none: the default
@@ -155,22 +157,32 @@ def dds(
             diffused to ``start_sigma`` (Come-Closer-Diffuse-Faster; all ``steps`` from there down). None: the
             modality's default.
         start_sigma: the first noise level of a run from a baseline, in prior units (none: the default).
+        chains: independent chains per slice, run as one batch; the reconstruction is their mean and their
+            spread the ``std``, ``lower`` and ``upper`` outputs (``samplers.IndependentChains``). Network
+            evaluations per slice: ``steps x chains``. None: the modality's default.
     """
     from .. import samplers
 
-    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start, start_sigma)
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start, start_sigma, chains)
     x_init = start_estimate(settings["start"])
-    return _checked("dds", lambda: samplers.dds(**_dds_options(prior_meta, settings), x_init=x_init), settings)
+
+    def build():
+        sampler = samplers.dds(**_dds_options(prior_meta, settings), x_init=x_init)
+        return sampler if settings["chains"] == 1 else samplers.IndependentChains(sampler, settings["chains"])
+
+    return _checked("dds", build, settings)
 
 
-def _dds_settings(prior_meta: dict[str, Any], steps: int, eta: float | None, cg_iters: int, lam: float | None,
-                  gamma: float | None, grid: str, clip: bool | None, start: str | None = None,
-                  start_sigma: float | None = None) -> dict[str, Any]:
+def _dds_settings(prior_meta: dict[str, Any], steps: int | None, eta: float | None, cg_iters: int,
+                  lam: float | None, gamma: float | None, grid: str, clip: bool | None, start: str | None = None,
+                  start_sigma: float | None = None, chains: int | None = None) -> dict[str, Any]:
     """DDS's job settings with the modality's defaults filled in (``medrecon.defaults.dds_for``)."""
-    _positive(steps=steps, cg_iters=cg_iters)
     chosen = D.dds_for(prior_meta.get("modality"))
+    steps = chosen.steps if steps is None else steps
+    chains = chosen.chains if chains is None else chains
+    _positive(steps=steps, cg_iters=cg_iters, chains=chains)
     start = chosen.start if start is None else start
-    return {"steps": steps, "eta": chosen.eta if eta is None else eta, "cg_iters": cg_iters,
+    return {"steps": steps, "chains": chains, "eta": chosen.eta if eta is None else eta, "cg_iters": cg_iters,
             "lam": chosen.lam if lam is None else lam, "gamma": chosen.gamma if gamma is None else gamma,
             "grid": grid, "clip": chosen.clip if clip is None else clip, "start": start,
             "start_sigma": None if start == "noise" else (chosen.start_sigma if start_sigma is None
@@ -217,7 +229,7 @@ def dds_3d(
     """
     from .. import samplers
 
-    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start="noise")
+    settings = _dds_settings(prior_meta, steps, eta, cg_iters, lam, gamma, grid, clip, start="noise", chains=1)
     settings.update(rho=rho, tv=tv, admm_iters=admm_iters, network_batch=network_batch, tv_xy=tv_xy)
     options = _dds_options(prior_meta, settings)
     return _checked("dds_3d", lambda: samplers.dds_3d(

@@ -1,5 +1,6 @@
 """Posterior samplers in the VE variable: schedules, the Gaussian transition, data consistency, DDIM/DDS, DPS/MCG,
-predictor-corrector, RED-Diff, DDS and DiffusionMBIR for volumes (slices coupled along z), joint two-prior dehazing, prior-only ODE samplers and the ``run`` driver."""
+predictor-corrector, RED-Diff, DDS and DiffusionMBIR for volumes (slices coupled along z), joint two-prior dehazing, prior-only ODE samplers, independent chains of any single-chain sampler averaged (``IndependentChains``) and the ``run`` driver."""
+from .chains import IndependentChains, repeat_problem
 from .consistency import KrylovCG, LikelihoodGradient, Projection, data_weight, x0_variance
 from .ddim import DDIM, ddim_projection, dds
 from .dehaze import CompandedMixtureGradient, JointDehazing, joint_dehazing
@@ -21,6 +22,7 @@ __all__ = [
     "DPMSolverPP2M",
     "DiffusionMBIR",
     "Heun",
+    "IndependentChains",
     "InverseProblem",
     "JointDehazing",
     "KrylovCG",
@@ -42,6 +44,7 @@ __all__ = [
     "joint_dehazing",
     "karras",
     "log_uniform",
+    "repeat_problem",
     "run",
     "vp_linear",
     "x0_variance",
