@@ -20,7 +20,9 @@ The held-out slices use seeds ``HEAD_CT_HELDOUT_SEEDS`` (training seeds are ``0.
 
 ``python -m medrecon.training.head_ct --out DIR`` writes the CT head prior's training array (head slices mixed
 with the ellipse phantoms of ``datasets.random_ct_phantom``, in the [0, 1] HU window) and its held-out array, and
-the manifest ``data_manifests/prior_ct_head_train.json``.
+the manifest ``data_manifests/prior_ct_head_train.json``. ``--n-forbild K`` / ``--n-xdesign K`` (default 0)
+append K slices of the FORBILD head phantom (odl) / of xdesign's phantoms (``ct_phantoms``) and record their
+packages, licences and counts in the manifest.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ HEAD_CT_PHANTOM_SEED_OFFSET = 0  # ellipse phantoms of the mix use seeds offset 
 PAD_MM = 24  # room around the brain for the CSF gap, skull and scalp
 HULL_MM = 20.0  # radius of the closing that wraps the skull around the whole brain
 AIR_HU = -1000.0
+SOURCE_LABELS = {"forbild": "FORBILD phantom", "xdesign": "xdesign phantoms"}  # the optional phantom sources
 
 
 @dataclass(frozen=True)
@@ -312,15 +315,23 @@ def head_ct_heldout_slices(size: int = IMAGE_SIZE, spacing_mm: tuple[float, floa
 
 
 def ct_head_training_set(n_head: int, n_phantom: int, size: int = IMAGE_SIZE,
-                         spacing_mm: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
-    """The CT head prior's training array ``(n_head + n_phantom, size, size)`` float32 in [0, 1]: synthetic head
-    slices (seeds ``0..n_head-1``) then ellipse phantoms (seeds ``0..n_phantom-1``), and its provenance record."""
+                         spacing_mm: tuple[float, float] | None = None, n_forbild: int = 0,
+                         n_xdesign: int = 0) -> tuple[np.ndarray, dict]:
+    """The CT head prior's training array ``(n_head + n_phantom + n_forbild + n_xdesign, size, size)`` float32 in
+    [0, 1]: synthetic head slices (seeds ``0..n_head-1``), ellipse phantoms (seeds ``0..n_phantom-1``), then
+    FORBILD and xdesign phantom slices (``ct_phantoms``, seeds ``0..n-1`` of their own random streams; none by
+    default), and its provenance record."""
     if n_head > HEAD_CT_HELDOUT_SEEDS[0] or n_phantom > CT_HELDOUT_SEEDS[0]:
         raise ValueError("the training seeds would overlap the held-out seeds")
+    if min(n_forbild, n_xdesign) < 0 or max(n_forbild, n_xdesign) > HEAD_CT_HELDOUT_SEEDS[0]:
+        raise ValueError(f"n_forbild and n_xdesign must lie in 0..{HEAD_CT_HELDOUT_SEEDS[0]}")
     head = hu_to_unit(head_ct_slices(range(n_head), size, spacing_mm))
     phantoms = [hu_to_unit(random_ct_phantom(HEAD_CT_PHANTOM_SEED_OFFSET + s, size)) for s in range(n_phantom)]
     arr = np.concatenate([head, np.stack(phantoms) if phantoms else np.zeros((0, size, size), np.float32)])
-    return arr.astype(np.float32), {
+    extra = _phantom_source_slices(n_forbild, n_xdesign, size, spacing_mm)
+    if extra:
+        arr = np.concatenate([arr.astype(np.float32)] + [a for a, _ in extra.values()])
+    record = {
         "sources": [("synthetic head CT from the nilearn MNI152 template and GM/WM maps "
                      "(medrecon.training.head_ct.random_head_ct)"),
                     "random ellipse anatomy phantoms (medrecon.training.datasets.random_ct_phantom)"],
@@ -334,6 +345,38 @@ def ct_head_training_set(n_head: int, n_phantom: int, size: int = IMAGE_SIZE,
         "pixel_spacing_mm": (None if spacing_mm is None else [float(spacing_mm[0]), float(spacing_mm[1])]),
         "real_images": "none",
     }
+    for name, (slices, description) in extra.items():  # keys only when asked for: the default record is unchanged
+        record["sources"].append(description)
+        record[f"{name}_seeds"] = [0, len(slices)]
+    if extra:
+        record["order"] = "head slices, then phantoms" + "".join(f", then {name} slices" for name in extra)
+    return arr.astype(np.float32), record
+
+
+def _phantom_source_slices(n_forbild: int, n_xdesign: int, size: int,
+                           spacing_mm: tuple[float, float] | None) -> dict[str, tuple[np.ndarray, str]]:
+    """``{source: (slices in [0, 1], description)}`` for the FORBILD / xdesign sources asked for (count > 0)."""
+    from . import ct_phantoms
+
+    out = {}
+    if n_forbild > 0:
+        out["forbild"] = (ct_phantoms.forbild_slices(range(n_forbild), size, spacing_mm),
+                          "FORBILD head phantom (odl), density read as attenuation relative to water, HU = "
+                          "1000 (rho - 1) jittered per slice (medrecon.training.ct_phantoms.random_forbild_hu)")
+    if n_xdesign > 0:
+        out["xdesign"] = (ct_phantoms.xdesign_slices(range(n_xdesign), size, spacing_mm),
+                          "xdesign phantoms (" + ", ".join(ct_phantoms.XDESIGN_KINDS) + "; cycling with the "
+                          "seed) mapped to HU (medrecon.training.ct_phantoms.random_xdesign_hu)")
+    return out
+
+
+def _phantom_sources_manifest(counts: dict[str, int]) -> dict[str, dict]:
+    """Package, version, licence (read from the package metadata), count and seeds of each extra source used."""
+    from . import ct_phantoms
+
+    return {name: {**ct_phantoms.package_record(name), "count": n, "seeds": [0, n],
+                   "function": f"medrecon.training.ct_phantoms.random_{name}_hu"}
+            for name, n in counts.items() if n > 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,28 +393,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
     p.add_argument("--spacing", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="pixel spacing range in mm (writes ct_head_native_*.npy and prior_ct_head_native_train.json)")
+    p.add_argument("--n-forbild", type=int, default=0,
+                   help="FORBILD head phantom slices (odl; appended after the ellipse phantoms)")
+    p.add_argument("--n-xdesign", type=int, default=0, help="xdesign phantom slices (appended last)")
     a = p.parse_args(argv)
     if a.spacing is not None and not 0 < a.spacing[0] <= a.spacing[1]:
         p.error("--spacing needs 0 < LO <= HI")
+    if a.n_forbild < 0 or a.n_xdesign < 0:
+        p.error("--n-forbild and --n-xdesign must be >= 0")
     spacing = None if a.spacing is None else (a.spacing[0], a.spacing[1])
     stem = "ct_head" if spacing is None else "ct_head_native"
-    flags = ("" if a.size == IMAGE_SIZE else f" --size {a.size}") + (
+    extra_counts = {"forbild": a.n_forbild, "xdesign": a.n_xdesign}
+    flags = "".join(f" --n-{name} {n}" for name, n in extra_counts.items() if n > 0) + (
+        "" if a.size == IMAGE_SIZE else f" --size {a.size}") + (
         "" if spacing is None else f" --spacing {spacing[0]:g} {spacing[1]:g}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    arr, record = ct_head_training_set(a.n_head, a.n_phantom, a.size, spacing)
+    arr, record = ct_head_training_set(a.n_head, a.n_phantom, a.size, spacing, a.n_forbild, a.n_xdesign)
+    sources = _phantom_sources_manifest(extra_counts)  # empty by default: the manifest is then as before
     manifest = {
         "name": f"prior_{stem}_train", "modality": "ct", "image_size": a.size,
         "licence": "synthetic (generated); MNI152 template: see nilearn (ICBM 2009 licence, free for research with "
-                   "attribution)",
+                   "attribution)" + "".join(f"; {SOURCE_LABELS[name]}: {rec['package']} {rec['version']} "
+                                            f"({rec['licence']})" for name, rec in sources.items()),
         "generator": "medrecon.training.head_ct (python -m medrecon.training.head_ct --out DIR "
                      f"--n-head {a.n_head} --n-phantom {a.n_phantom}{flags})",
-        "counts": {"head": a.n_head, "phantom": a.n_phantom},
+        "counts": {"head": a.n_head, "phantom": a.n_phantom, **{name: rec["count"] for name, rec in sources.items()}},
         "train": _save(out / f"{stem}_train.npy", arr),
         "heldout": _save(out / f"{stem}_heldout.npy", head_ct_heldout_slices(a.size, spacing)),
-        "versions": _versions(["nilearn", "scipy", "numpy", "medrecon"]),
+        "versions": _versions(["nilearn", "scipy", "numpy", "medrecon", *(rec["package"] for rec in sources.values())]),
         "selection": record,
     }
+    if sources:
+        manifest["phantom_sources"] = sources
     Path(a.manifests).mkdir(parents=True, exist_ok=True)
     with atomic_path(Path(a.manifests) / f"prior_{stem}_train.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
