@@ -163,10 +163,13 @@ def test_ct_dds_starts_from_tv_by_default_and_mri_from_noise():
     from medrecon.jobs.sampling import dds as dds_component
 
     ct = dds_component({"modality": "ct"}, steps=8)
-    assert ct.settings["start"] == "tv" and ct.sampler.x_init is not None
+    assert ct.settings["start"] == "tv" and ct.sampler.base.x_init is not None
+    assert ct.settings["chains"] == 2 and ct.sampler.chains == 2
     assert ct.sampler.sigmas[0] == pytest.approx(D.dds_for("ct").start_sigma)
+    assert dds_component({"modality": "ct"}).settings["steps"] == 25
+    assert dds_component({"modality": "mri"}).settings["steps"] == 50
     mri = dds_component({"modality": "mri"}, steps=8)
     assert mri.settings["start"] == "noise" and mri.sampler.x_init is None and mri.settings["start_sigma"] is None
     assert mri.sampler.sigmas[0] == pytest.approx(80.0)
-    cold = dds_component({"modality": "ct"}, steps=8, start="noise")
+    cold = dds_component({"modality": "ct"}, steps=8, start="noise", chains=1)
     assert cold.sampler.x_init is None and cold.sampler.sigmas[0] == pytest.approx(80.0)
