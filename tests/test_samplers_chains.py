@@ -20,7 +20,7 @@ from medrecon.samplers.transitions import ddim_noise_std
 from medrecon.samplers.volume import dds_3d
 from operators import MatrixOperator
 from tests.test_samplers_unconditional import _assert_moments
-from tests.test_samplers_warm_start import _placeholder_problem
+from tests.test_samplers_warm_start import _placeholder_problem, stand_in  # noqa: F401 (a fixture)
 
 F64 = torch.float64
 
@@ -114,14 +114,6 @@ def test_chains_need_a_single_chain_sampler_and_two_chains():
 
 
 # --- job option sampler.chains -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def stand_in():
-    from tests.test_jobs_support import stand_in_registered
-
-    with stand_in_registered():
-        yield
 
 
 def test_job_averages_chains_and_records_their_spread(tmp_path, stand_in):
