@@ -51,10 +51,10 @@ def test_run_writes_reconstruction_record_and_figure(job, tmp_path):
     assert record["spec_hash"] == job.hash
     assert record["spec"]["sampler"] == {"kind": "dds", "steps": 6, "eta": None, "cg_iters": 3, "gamma": None,
                                          "lam": None, "grid": "karras", "clip": None, "start": None,
-                                         "start_sigma": None}
+                                         "start_sigma": None, "chains": None}
     assert record["sampler"] == {"kind": "dds", "steps": 6, "eta": DDS.eta, "cg_iters": 3, "gamma": None,
                                  "lam": DDS.lam, "grid": "karras", "clip": False, "start": "noise",
-                                 "start_sigma": None}  # resolved from medrecon.defaults
+                                 "start_sigma": None, "chains": 1}  # resolved from medrecon.defaults
     assert record["versions"]["torch"] == torch.__version__
     assert record["seeds"]["chunks"] == [chunk_seed(7, 0), chunk_seed(7, 1)]
     assert len(record["inputs"]["data"]["sha256"]) == 64
