@@ -113,6 +113,6 @@ def test_check_names_the_prior_auto_picked_and_the_data_pixel_size():
 
     volume = _mri((0.7, 0.7))
     line = describe_prior("default", job_prior(volume), volume)
-    assert line == ("mri_native.safetensors (default); serves 0.6-2.04 mm pixels; "
-                    "the data's pixels 0.7x0.7 mm (ismrmrd_header)")
+    assert line == ("mri_native.safetensors (default); serves 0.6-2.04 mm pixels; larger grids denoised in "
+                    "192x192 windows; the data's pixels 0.7x0.7 mm (ismrmrd_header)")
     assert describe_prior("default", job_prior(_mri()), _mri()).endswith("the data states no pixel spacing")
