@@ -90,9 +90,9 @@ def test_invesalius_reader(tmp_path):
     data = (np.arange(2 * 3 * 4, dtype=np.int16) - 1000).reshape(2, 3, 4)
     _inv3(tmp_path / "a.inv3", data)
     vol = read_inv3(tmp_path / "a.inv3")
-    np.testing.assert_array_equal(vol.data, data)
+    np.testing.assert_array_equal(vol.data, data[:, ::-1])  # InVesalius stores the DICOM rows bottom first
     assert vol.spacing == (0.5, 0.5, 1.5) and vol.modality == "CT"
-    np.testing.assert_array_equal(read_inv3(tmp_path / "a.inv3", (1,)).data, data[1:2])
+    np.testing.assert_array_equal(read_inv3(tmp_path / "a.inv3", (1,)).data, data[1:2, ::-1])
     with pytest.raises(InputError, match="slices \\[2\\] out of range"):
         read_inv3(tmp_path / "a.inv3", (2,))
     _inv3(tmp_path / "b.inv3", data, matrix_name="other.dat")
@@ -101,6 +101,16 @@ def test_invesalius_reader(tmp_path):
     (tmp_path / "c.inv3").write_bytes(b"not a project")
     with pytest.raises(InputError, match="not a readable InVesalius project"):
         read_inv3(tmp_path / "c.inv3")
+
+
+def test_invesalius_planes_come_back_in_dicom_row_order(tmp_path):
+    """A DICOM image whose top rows hold the face, stored as InVesalius's importer stores it (rows reversed),
+    reads back with the face on top, as a DICOM viewer shows the image."""
+    image = np.full((8, 6), -1000, np.int16)
+    image[1, 2:4] = 1000  # anterior (top) bone
+    image[6, :] = 50  # posterior (bottom) cradle
+    _inv3(tmp_path / "head.inv3", np.ascontiguousarray(image[None, ::-1]))
+    np.testing.assert_array_equal(read_inv3(tmp_path / "head.inv3").data[0], image)
 
 
 def test_reserved_cranium_slices_are_never_read():
@@ -125,8 +135,8 @@ def test_the_reader_never_reads_past_its_stop(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    np.testing.assert_array_equal(read_inv3(path, stop=4).data, data[:4])
-    np.testing.assert_array_equal(read_inv3(path, (3, 1), stop=4).data, data[[3, 1]])
+    np.testing.assert_array_equal(read_inv3(path, stop=4).data, data[:4, ::-1])
+    np.testing.assert_array_equal(read_inv3(path, (3, 1), stop=4).data, data[[3, 1], ::-1])
     with pytest.raises(InputError, match=r"slices \[4\] are reserved"):
         read_inv3(path, (2, 4), stop=4)
 

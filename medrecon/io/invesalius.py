@@ -3,6 +3,11 @@
 Only the image volume is read: ``main.plist`` names ``matrix.dat`` with its dtype and shape ``(slices, rows,
 cols)``, in Hounsfield units for CT, and the voxel spacing in mm. Property lists are parsed with ``plistlib``
 (no code is executed, nothing is unpickled).
+
+InVesalius stores each imported DICOM image with its rows reversed (bottom row first, VTK's y-up order:
+``dcm2memmap`` writes ``image[::-1]``). The reader reverses them back, so row 0 is the DICOM image's top row as
+every DICOM viewer shows it (anterior for an axial head CT of a supine patient); read as stored, a head CT
+would lie upside down, the face at the bottom.
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ __all__ = ["InvesaliusVolume", "read_inv3"]
 
 @dataclass
 class InvesaliusVolume:
-    """``data`` ``(slices, rows, cols)`` as stored (HU for CT), ``spacing`` (x, y, z) in mm, and ``modality``."""
+    """``data`` ``(slices, rows, cols)`` in DICOM row order (HU for CT), ``spacing`` (x, y, z) in mm, and
+    ``modality``."""
 
     data: np.ndarray
     spacing: tuple[float, float, float]
@@ -40,7 +46,8 @@ def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None,
     """The image volume of an InVesalius ``.inv3`` project, or only the axial ``slices`` given (in that order):
     then the bytes of no other slice are read, so parts of a volume kept for independent evaluation stay
     unread. ``stop``: slices at or above it are never read (an ``InputError`` if asked for; without ``slices``,
-    slices ``0 .. stop - 1``). ``data`` is ``(len(slices) or slices_total, rows, cols)``."""
+    slices ``0 .. stop - 1``). ``data`` is ``(len(slices) or slices_total, rows, cols)``, each plane's rows in
+    DICOM order (the stored rows reversed, module docstring)."""
     path = Path(path)
     try:
         with tarfile.open(path, "r:*") as archive:
@@ -69,7 +76,7 @@ def read_inv3(path: str | Path, slices: tuple[int, ...] | None = None,
             planes = []
             for z in chosen:
                 handle.seek(z * plane)
-                planes.append(np.frombuffer(handle.read(plane), dtype=dtype).reshape(shape[1:]))
+                planes.append(np.frombuffer(handle.read(plane), dtype=dtype).reshape(shape[1:])[::-1])
     except (OSError, tarfile.TarError, plistlib.InvalidFileException) as err:
         raise InputError(path, f"not a readable InVesalius project ({err})") from None
     data = np.stack(planes) if planes else np.zeros((0, *shape[1:]), dtype)
