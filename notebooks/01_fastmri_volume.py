@@ -151,7 +151,7 @@ zero_filled = A.adjoint(y)
 print(f"prior normalisation {prior.meta['normalisation']}, scale {scale:.4g}")
 
 # %% [markdown]
-# The measurement noise: `"auto"` estimates it from the k-space corners (`medrecon.jobs.noise`), as jobs do.
+# The measurement noise: `"auto"` estimates it from the k-space corners and readout edges (`medrecon.jobs.noise`), as jobs do.
 
 # %%
 from medrecon.jobs.noise import kspace_noise_std

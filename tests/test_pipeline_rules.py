@@ -14,7 +14,7 @@ import torch
 
 from medrecon.errors import ConfigError, InputError
 from medrecon.io.invesalius import read_inv3
-from medrecon.jobs.noise import kspace_noise_std, resolve_sigma_y
+from medrecon.jobs.noise import kspace_corner_std, kspace_noise_std, readout_edge_std, resolve_sigma_y
 from medrecon.jobs.problem import Volume, VolumeProblem
 from medrecon.jobs.run import estimate_scale
 from medrecon.priors.meta import normalisation, sigma_data, sigma_range
@@ -72,6 +72,26 @@ def test_kspace_noise_estimate_and_auto_sigma():
     ct = VolumeProblem(torch.zeros(1, 4, 4), lambda sl: None, (4, 4), torch.float32, (4, 4))
     with pytest.raises(ConfigError, match="sigma_y"):
         resolve_sigma_y("auto", Volume("ct"), ct)
+
+
+def test_noise_estimate_is_not_biased_by_signal_in_the_corners():
+    """A sharp-edged object in the central half of the readout field of view puts signal in the k-space corners:
+    the corner estimate rises with it, the readout-edge estimate (air there) does not, and the job's estimate
+    takes the smaller: near 0 for noiseless data, the true std for noisy data."""
+    image = torch.zeros(2, 4, 64, 48, dtype=torch.complex64)
+    image[..., 20:44, 10:38] = 1.0  # a box: its spectrum decays slowly, reaching the corners
+    image[..., 28:36, 18:30] = 2.0
+    kspace = fft2c(image * torch.linspace(0.5, 1.5, 4)[:, None, None])
+    mask = torch.zeros(48, dtype=torch.bool)
+    mask[::3] = True
+    noiseless = torch.where(mask, kspace, 0)
+    assert kspace_corner_std(noiseless, mask) > 0.004
+    assert kspace_noise_std(noiseless, mask) < 1e-6 * float(kspace.abs().max())
+    noise = 0.002 * torch.view_as_complex(torch.randn(2, 4, 64, 48, 2, generator=torch.Generator().manual_seed(3)))
+    noisy = torch.where(mask, kspace + noise, 0)
+    assert kspace_corner_std(noisy, mask) > 1.5 * 0.002
+    assert readout_edge_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
+    assert kspace_noise_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
 
 
 def _inv3(path, data: np.ndarray, matrix_name: str = "matrix.dat"):

@@ -1,8 +1,8 @@
 """The measurement noise level a job gives its sampler: stated, known from a simulation, or estimated.
 
 ``run.sigma_y = "auto"`` takes the std that the data or operator component simulated (``noise_std``), else for
-multi-coil k-space a robust estimate from the k-space corners (``kspace_noise_std``); CT sinograms without a
-known level need an explicit value.
+multi-coil k-space a robust estimate from the k-space corners and from the edges of the readout field of view
+(``kspace_noise_std``); CT sinograms without a known level need an explicit value.
 """
 from __future__ import annotations
 
@@ -13,28 +13,59 @@ import torch
 from ..errors import ConfigError
 from .problem import Volume, VolumeProblem
 
-__all__ = ["kspace_noise_std", "resolve_sigma_y"]
+__all__ = ["kspace_corner_std", "kspace_noise_std", "readout_edge_std", "resolve_sigma_y"]
 
 CORNER_FRACTION = 1 / 8
 
 
-def kspace_noise_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Noise std per real component of multi-coil k-space ``(S, C, H, W)``: ``1.4826 * median |v|`` over the real
-    and imaginary parts of the sampled entries in the four corners (outer eighth of each axis), where an image's
-    spectrum is weakest. Signal left in the corners biases it upwards (measured: +16 % at noise 0.005 on 128 x 128
-    MNI152 slices, +1 % at 0.02), which errs on the side of more prior weight."""
+def _mad_std(values: torch.Tensor) -> float:
+    """``1.4826 * median |v|`` over the real and imaginary parts of ``values`` (exact zeros left out: entries a
+    file holds as zeros were not measured)."""
+    flat = torch.view_as_real(values).abs().flatten() if values.is_complex() else values.abs().flatten()
+    flat = flat[flat > 0] if bool((flat > 0).any()) else flat
+    return float(1.4826 * flat.median())
+
+
+def kspace_corner_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Noise std per real component from the sampled entries in the four corners of k-space ``(S, C, H, W)``
+    (outer eighth of each axis), where an image's spectrum is weakest. Signal left in the corners biases it
+    upwards: measured +68 % at noise 0.001 on 640x368 MNI152 files, +16 % at 0.005 on 128x128 slices."""
     h, w = y.shape[-2:]
     e, f = max(1, int(h * CORNER_FRACTION)), max(1, int(w * CORNER_FRACTION))
-    cols = torch.ones(w, dtype=torch.bool) if mask is None else mask.reshape(-1, w).any(0).cpu()
+    cols = _sampled_columns(w, mask)
     keep = torch.zeros(w, dtype=torch.bool)
     keep[:f], keep[-f:] = True, True
     keep &= cols
     if not bool(keep.any()):
         keep = cols
-    rows = torch.cat([y[..., :e, :], y[..., -e:, :]], dim=-2)[..., keep]
-    values = torch.view_as_real(rows).abs().flatten() if rows.is_complex() else rows.abs().flatten()
-    values = values[values > 0] if bool((values > 0).any()) else values
-    return float(1.4826 * values.median())
+    return _mad_std(torch.cat([y[..., :e, :], y[..., -e:, :]], dim=-2)[..., keep])
+
+
+def readout_edge_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Noise std per real component from the first and last eighth of the readout field of view: k-space
+    ``(S, C, H, W)`` (readout along ``H``, fully sampled; phase encodes along ``W``) transformed along the
+    readout only (orthonormal, so white noise keeps its std), at the sampled phase encodes. The image edge is
+    air wherever the object does not fill the readout field of view (fastMRI's readout is oversampled twice),
+    and the estimate is then unbiased whatever the signal; an object reaching the edge biases it upwards."""
+    cols = _sampled_columns(y.shape[-1], mask)
+    hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(y, dim=-2), dim=-2, norm="ortho"), dim=-2)
+    e = max(1, int(y.shape[-2] * CORNER_FRACTION))
+    return _mad_std(torch.cat([hybrid[..., :e, :], hybrid[..., -e:, :]], dim=-2)[..., cols])
+
+
+def _sampled_columns(w: int, mask: torch.Tensor | None) -> torch.Tensor:
+    return torch.ones(w, dtype=torch.bool) if mask is None else mask.reshape(-1, w).any(0).cpu()
+
+
+def kspace_noise_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Noise std per real component of multi-coil k-space ``(S, C, H, W)``: the smaller of the k-space corner
+    estimate (``kspace_corner_std``) and the readout-edge estimate (``readout_edge_std``). Signal only ever
+    raises either one, so the smaller is the one less biased; on noiseless data it is near 0, which gives DDS
+    the noiseless proximal weight.
+
+    Both are ``1.4826 * median |v|`` over real and imaginary parts. A scanner whose readout filter damps the
+    edges of the oversampled field of view would make the edge estimate low: set ``run.sigma_y`` there."""
+    return min(kspace_corner_std(y, mask), readout_edge_std(y, mask))
 
 
 def resolve_sigma_y(value: float | str, volume: Volume, problem: VolumeProblem) -> tuple[float, dict[str, Any]]:
@@ -46,7 +77,7 @@ def resolve_sigma_y(value: float | str, volume: Volume, problem: VolumeProblem) 
             return float(where["noise_std"]), {"sigma_y": float(where["noise_std"]), "source": "simulated"}
     if volume.modality == "mri":
         sigma = kspace_noise_std(problem.y, problem.mask)
-        return sigma, {"sigma_y": sigma, "source": "k-space corners (median absolute deviation)"}
+        return sigma, {"sigma_y": sigma, "source": "k-space corners and readout edges (median absolute deviation)"}
     raise ConfigError(
         'run.sigma_y = "auto": the noise level of these sinograms is unknown; set run.sigma_y (sinogram units)'
     )
