@@ -79,8 +79,9 @@ def test_a_killed_ensemble_job_resumes_bit_identically(job_file, tmp_path):
     assert resumed.record["uncertainty"] == reference.record["uncertainty"]
 
 
-def test_noiseless_data_is_refused_before_any_compute(job_file, tmp_path):
-    spec = load_spec(job_file, ["run.sigma_y=0"])
+@pytest.mark.parametrize("sigma_y", ["0", '"auto"'])  # auto: the tiny file is noiseless, its estimate round-off
+def test_noiseless_data_is_refused_before_any_compute(job_file, tmp_path, sigma_y):
+    spec = load_spec(job_file, [f"run.sigma_y={sigma_y}"])
     with pytest.raises(ConfigError, match=r"run\.sigma_y = 0.*sampler\.kind = 'smc'"):
         run_job(spec, progress=False)
     assert not (tmp_path / "out" / "record.json").exists()

@@ -92,6 +92,11 @@ def test_noise_estimate_is_not_biased_by_signal_in_the_corners():
     assert kspace_corner_std(noisy, mask) > 1.5 * 0.002
     assert readout_edge_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
     assert kspace_noise_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
+    noiseless_problem = VolumeProblem(noiseless, lambda sl: None, (64, 48), torch.complex64, (64, 48), mask=mask)
+    sigma, record = resolve_sigma_y("auto", Volume("mri"), noiseless_problem)
+    assert sigma == 0.0 and "taken as noiseless" in record["source"]
+    noisy_problem = VolumeProblem(noisy, lambda sl: None, (64, 48), torch.complex64, (64, 48), mask=mask)
+    assert resolve_sigma_y("auto", Volume("mri"), noisy_problem)[0] == pytest.approx(0.002, rel=0.06)
 
 
 def _inv3(path, data: np.ndarray, matrix_name: str = "matrix.dat"):

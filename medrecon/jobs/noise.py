@@ -16,6 +16,7 @@ from .problem import Volume, VolumeProblem
 __all__ = ["kspace_corner_std", "kspace_noise_std", "readout_edge_std", "resolve_sigma_y"]
 
 CORNER_FRACTION = 1 / 8
+NOISELESS_FRACTION = 1e-6  # an estimate below this fraction of the largest k-space value is float32 round-off
 
 
 def _mad_std(values: torch.Tensor) -> float:
@@ -60,8 +61,8 @@ def _sampled_columns(w: int, mask: torch.Tensor | None) -> torch.Tensor:
 def kspace_noise_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Noise std per real component of multi-coil k-space ``(S, C, H, W)``: the smaller of the k-space corner
     estimate (``kspace_corner_std``) and the readout-edge estimate (``readout_edge_std``). Signal only ever
-    raises either one, so the smaller is the one less biased; on noiseless data it is near 0, which gives DDS
-    the noiseless proximal weight.
+    raises either one, so the smaller is the one less biased. On noiseless data it is round-off, which
+    ``resolve_sigma_y`` takes as 0 (DDS's normal equations; the ensembles refuse it).
 
     Both are ``1.4826 * median |v|`` over real and imaginary parts. A scanner whose readout filter damps the
     edges of the oversampled field of view would make the edge estimate low: set ``run.sigma_y`` there."""
@@ -77,7 +78,12 @@ def resolve_sigma_y(value: float | str, volume: Volume, problem: VolumeProblem) 
             return float(where["noise_std"]), {"sigma_y": float(where["noise_std"]), "source": "simulated"}
     if volume.modality == "mri":
         sigma = kspace_noise_std(problem.y, problem.mask)
-        return sigma, {"sigma_y": sigma, "source": "k-space corners and readout edges (median absolute deviation)"}
+        source = "k-space corners and readout edges (median absolute deviation)"
+        peak = float(problem.y.abs().max()) if problem.y.numel() else 0.0
+        if sigma <= NOISELESS_FRACTION * peak:  # float32 round-off, not noise: the data are noiseless
+            return 0.0, {"sigma_y": 0.0, "source": f"{source}: {sigma:.3g}, below {NOISELESS_FRACTION:g} of the "
+                                                   "largest k-space value, taken as noiseless"}
+        return sigma, {"sigma_y": sigma, "source": source}
     raise ConfigError(
         'run.sigma_y = "auto": the noise level of these sinograms is unknown; set run.sigma_y (sinogram units)'
     )
