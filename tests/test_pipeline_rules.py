@@ -18,7 +18,7 @@ from medrecon.jobs.noise import kspace_corner_std, kspace_noise_std, readout_edg
 from medrecon.jobs.problem import Volume, VolumeProblem
 from medrecon.jobs.run import estimate_scale
 from medrecon.priors.meta import normalisation, sigma_data, sigma_range
-from operators.mri import fft2c, multicoil_mri
+from operators.mri import fft2c, ifft2c, multicoil_mri
 
 
 class _Prior:
@@ -92,6 +92,11 @@ def test_noise_estimate_is_not_biased_by_signal_in_the_corners():
     assert kspace_corner_std(noisy, mask) > 1.5 * 0.002
     assert readout_edge_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
     assert kspace_noise_std(noisy, mask) == pytest.approx(0.002, rel=0.06)
+    rows = torch.ones(64)
+    rows[:4], rows[-4:] = 0.3, 0.3  # a readout filter damping the outermost sixteenth of the field of view
+    damp = lambda k: fft2c(ifft2c(k) * rows[:, None])  # noqa: E731 (image-domain weight along the readout)
+    filtered = torch.where(mask, kspace + damp(noise), 0)
+    assert readout_edge_std(filtered, mask) == pytest.approx(0.002, rel=0.08)
     noiseless_problem = VolumeProblem(noiseless, lambda sl: None, (64, 48), torch.complex64, (64, 48), mask=mask)
     sigma, record = resolve_sigma_y("auto", Volume("mri"), noiseless_problem)
     assert sigma == 0.0 and "taken as noiseless" in record["source"]

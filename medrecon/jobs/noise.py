@@ -6,6 +6,7 @@ multi-coil k-space a robust estimate from the k-space corners and from the edges
 """
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from .problem import Volume, VolumeProblem
 __all__ = ["kspace_corner_std", "kspace_noise_std", "readout_edge_std", "resolve_sigma_y"]
 
 CORNER_FRACTION = 1 / 8
+EDGE_BANDS_PER_AXIS = 16  # readout-edge bands of H / 16 rows (three per side)
 NOISELESS_FRACTION = 1e-6  # an estimate below this fraction of the largest k-space value is float32 round-off
 
 
@@ -43,15 +45,22 @@ def kspace_corner_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> floa
 
 
 def readout_edge_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Noise std per real component from the first and last eighth of the readout field of view: k-space
-    ``(S, C, H, W)`` (readout along ``H``, fully sampled; phase encodes along ``W``) transformed along the
-    readout only (orthonormal, so white noise keeps its std), at the sampled phase encodes. The image edge is
-    air wherever the object does not fill the readout field of view (fastMRI's readout is oversampled twice),
-    and the estimate is then unbiased whatever the signal; an object reaching the edge biases it upwards."""
+    """Noise std per real component from the edges of the readout field of view: k-space ``(S, C, H, W)``
+    (readout along ``H``, fully sampled; phase encodes along ``W``) transformed along the readout only
+    (orthonormal, so white noise keeps its std), at the sampled phase encodes.
+
+    The outer three sixteenths of each side are split into three bands of ``H / 16`` rows (both sides pooled
+    in each band), and the median of the three bands' estimates is returned. The edges are air wherever the
+    object leaves them free (fastMRI's readout is oversampled twice), and there the estimate is unbiased
+    whatever the signal. The median survives one band gone wrong: the outermost damped by a scanner's readout
+    filter, or the innermost reaching the object."""
     cols = _sampled_columns(y.shape[-1], mask)
     hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(y, dim=-2), dim=-2, norm="ortho"), dim=-2)
-    e = max(1, int(y.shape[-2] * CORNER_FRACTION))
-    return _mad_std(torch.cat([hybrid[..., :e, :], hybrid[..., -e:, :]], dim=-2)[..., cols])
+    h = y.shape[-2]
+    e = max(1, h // EDGE_BANDS_PER_AXIS)
+    bands = [torch.cat([hybrid[..., k * e:(k + 1) * e, :], hybrid[..., h - (k + 1) * e:h - k * e, :]], dim=-2)
+             for k in range(3) if 2 * (k + 1) * e <= h]
+    return float(statistics.median(_mad_std(band[..., cols]) for band in bands))
 
 
 def _sampled_columns(w: int, mask: torch.Tensor | None) -> torch.Tensor:
