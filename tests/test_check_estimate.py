@@ -1,4 +1,5 @@
-"""``medrecon check`` estimates the run time from a one-call probe of the prior and prints the acquisition."""
+"""``medrecon check`` estimates the run time from a one-call probe of the prior and prints the acquisition and
+the noise level the sampler will be given."""
 from __future__ import annotations
 
 import re
@@ -20,6 +21,8 @@ def test_check_prints_acquisition_and_run_time_estimate(tmp_path, capsys):
         assert re.search(r"^acquires  equispaced mask: \d+ of 32 lines \(4 centre\), effective acceleration", out,
                          re.M)
         assert re.search(r"^time      estimated run time: ~\d+ s \(sampler", out, re.M)
+        assert re.search(r"^noise     sigma_y = 0 \(data units, per real component\): k-space corners and readout "
+                         r"edges .*taken as noiseless$", out, re.M)  # the tiny file is noiseless
         job = prepare_job(load_spec(path, ['run.baselines=["zero_filled", "cg_sense"]']))
         est = estimate_run_time(job, setup_s=0.5)
     assert (est.calls_per_chunk, est.chunks) == (6, 2)  # 6 DDS steps, 3 slices in chunks of 2

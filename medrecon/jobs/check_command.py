@@ -114,7 +114,7 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     t0 = time.perf_counter()
     job = prepare_job(spec)
     setup_s = time.perf_counter() - t0
-    sigma_y, _ = resolve_sigma_y(spec.run.sigma_y, job.volume, job.problem)
+    sigma_y, noise = resolve_sigma_y(spec.run.sigma_y, job.volume, job.problem)
     check_sampler_noise(job.sampler, sigma_y)
     problem, run = job.problem, spec.run
     if job.volume.path is not None:
@@ -122,6 +122,7 @@ def check_volume(spec: JobSpec, out: Path) -> None:
     info = ", ".join(f"{k}={v}" for k, v in problem.info.items())
     print(f"operator  {spec.operator.kind}: {info}")
     print(f"acquires  {describe_acquisition(problem.info)}")
+    print(f"noise     sigma_y = {sigma_y:.4g} (data units, per real component): {noise['source']}")
     print(f"prior     {describe_prior(spec.prior.kind, job.prior, job.volume)}")
     op = problem.operator_for(slice(0, 1))
     try:
