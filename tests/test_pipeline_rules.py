@@ -171,6 +171,36 @@ def test_the_reader_never_reads_past_its_stop(tmp_path):
         read_inv3(path, (2, 4), stop=4)
 
 
+def test_the_reader_never_decompresses_slices_past_its_stop(tmp_path, monkeypatch):
+    """In a compressed project the reader stops consuming the file at the last slice it needs: the bytes of the
+    slices at or above ``stop`` (incompressible here, 128 KiB each) are never even decompressed."""
+    import medrecon.io.invesalius as inv
+
+    data = np.random.default_rng(0).integers(-32768, 32767, size=(8, 256, 256), dtype=np.int16, endpoint=True)
+    path = tmp_path / "big.inv3"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in (("p/main.plist", plistlib.dumps({"matrix": {"dtype": "int16", "filename": "matrix.dat",
+                                                                            "shape": [8, 256, 256]}})),
+                              ("p/matrix.dat", data.tobytes()), ("p/after.plist", b"x" * 100)):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    consumed = []
+    real_open = tarfile.open
+
+    def counting_open(name, mode="r", **kwargs):
+        handle = open(name, "rb")
+        original_read = handle.read
+        handle.read = lambda *a: (lambda b: (consumed.append(handle.tell()), b)[1])(original_read(*a))
+        return real_open(fileobj=handle, mode=mode, **kwargs)
+
+    monkeypatch.setattr(inv.tarfile, "open", counting_open)
+    np.testing.assert_array_equal(read_inv3(path, (0, 1), stop=2).data, data[:2, ::-1])
+    slice_bytes = 256 * 256 * 2
+    assert path.stat().st_size > 8 * slice_bytes
+    assert max(consumed) < 4 * slice_bytes  # two slices needed, plus the decompressor's read-ahead
+
+
 def test_bench_quality_runs_through_the_job_registry(capsys):
     """Two held-out MRI slices through ``run_job``: baselines at the shared defaults, DDS and its oracle twin."""
     pytest.importorskip("nilearn")

@@ -35,8 +35,16 @@ class InvesaliusVolume:
 
 
 def _find(archive: tarfile.TarFile, name: str, path: Path) -> tarfile.TarInfo:
-    for info in archive.getmembers():
-        if info.isfile() and Path(info.name).name == name:
+    """The member called ``name``: among those already seen, else the next ones, stopping at the first match.
+    ``getmembers()`` would decompress the whole archive, the reserved slices of ``matrix.dat`` included."""
+    def matches(info: tarfile.TarInfo) -> bool:
+        return info.isfile() and Path(info.name).name == name
+
+    for info in archive.members:
+        if matches(info):
+            return info
+    while (info := archive.next()) is not None:
+        if matches(info):
             return info
     raise InputError(path, f"the project has no {name}", field=name)
 

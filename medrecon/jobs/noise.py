@@ -73,8 +73,8 @@ def kspace_noise_std(y: torch.Tensor, mask: torch.Tensor | None = None) -> float
     raises either one, so the smaller is the one less biased. On noiseless data it is round-off, which
     ``resolve_sigma_y`` takes as 0 (DDS's normal equations; the ensembles refuse it).
 
-    Both are ``1.4826 * median |v|`` over real and imaginary parts. A scanner whose readout filter damps the
-    edges of the oversampled field of view would make the edge estimate low: set ``run.sigma_y`` there."""
+    Both are ``1.4826 * median |v|`` over real and imaginary parts. A readout filter damping more than the
+    outermost band of the oversampled field of view would make the edge estimate low: set ``run.sigma_y`` there."""
     return min(kspace_corner_std(y, mask), readout_edge_std(y, mask))
 
 
